@@ -36,7 +36,9 @@ impl SigstructDate {
         let bcd = |v: u32, digits: u32| {
             (0..digits).fold(0u32, |acc, i| acc | (((v / 10u32.pow(i)) % 10) << (4 * i)))
         };
-        Ok(SigstructDate((bcd(year, 4) << 16) | (bcd(month, 2) << 8) | bcd(day, 2)))
+        Ok(SigstructDate(
+            (bcd(year, 4) << 16) | (bcd(month, 2) << 8) | bcd(day, 2),
+        ))
     }
 
     /// Parses `YYYYMMDD` or `YYYY-MM-DD`.
@@ -172,6 +174,12 @@ impl Sigstruct {
         out
     }
 
+    /// MRSIGNER: SHA-256 of the little-endian modulus (whether or not the signature is valid).
+    pub fn mrsigner(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.modulus).into()
+    }
+
     /// Whether the header marks a debug launch (bit 31 of the type word).
     pub fn debug_launch_type(&self) -> bool {
         self.header[15] & 0x80 != 0
@@ -271,7 +279,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_dates() {
-        for s in ["2016121", "2016-1214", "20161314", "20161200", "2016x214", "201612145"] {
+        for s in [
+            "2016121",
+            "2016-1214",
+            "20161314",
+            "20161200",
+            "2016x214",
+            "201612145",
+        ] {
             assert!(SigstructDate::parse(s).is_err(), "{s}");
         }
         assert_eq!(SigstructDate(0x2016_12_1f).to_string(), "0x2016121f");

@@ -1,1 +1,53 @@
-fn main() {}
+//! `coffer`: the command line for developers and operators.
+//!
+//! Every command writes its result to stdout and its errors to stderr, exits non-zero on failure, and
+//! never panics on any input.
+
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "coffer",
+    version,
+    about = "Coffer: SGX-compatible enclaves on any Linux machine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a new RSA-3072 signing key with public exponent 3 (PEM, mode 0600).
+    Keygen(cmd::keygen::Args),
+    /// Work with SIGSTRUCTs: inspect or sign.
+    #[command(subcommand)]
+    Sigstruct(cmd::sigstruct::Command),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(a) => cmd::keygen::run(a).map_err(util::boxed),
+        Command::Sigstruct(c) => cmd::sigstruct::run(c).map_err(util::boxed),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per `coffer` command.
+
+pub mod keygen;
+pub mod sigstruct;

@@ -1,0 +1,160 @@
+//! Small helpers shared by the commands: reading inputs with a size cap, writing outputs atomically,
+//! parsing numbers and hex.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Errors of the shared input and output helpers.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is {size} bytes, more than the {limit} bytes this command accepts")]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} already exists; remove it first or choose another name")]
+    Exists { path: PathBuf },
+}
+
+/// Boxes a command's error for printing in `main`.
+pub fn boxed<E: std::error::Error + 'static>(e: E) -> Box<dyn std::error::Error> {
+    Box::new(e)
+}
+
+/// Reads a whole file, refusing files larger than `limit` bytes (checked before and while reading, so
+/// a huge or growing file cannot exhaust memory).
+pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, IoError> {
+    use std::io::Read;
+    let read_err = |source| IoError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut buf = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(read_err)?;
+    if buf.len() as u64 > limit {
+        return Err(IoError::TooLarge {
+            path: path.to_owned(),
+            size: buf.len() as u64,
+            limit,
+        });
+    }
+    Ok(buf)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so the target
+/// is never half-written. With `mode`, the file gets those permissions from its creation on.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> Result<(), IoError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let write_err = |source| IoError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if !overwrite && path.exists() {
+        return Err(IoError::Exists {
+            path: path.to_owned(),
+        });
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(write_err)
+}
+
+/// Parses a number written in decimal or with a `0x` prefix in hex.
+pub fn parse_u64(s: &str) -> Result<u64, String> {
+    let t = s.trim().replace('_', "");
+    let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => t.parse::<u64>(),
+    };
+    r.map_err(|_| format!("{s:?} is not a number (decimal, or hex with 0x)"))
+}
+
+pub fn parse_u32(s: &str) -> Result<u32, String> {
+    let v = parse_u64(s)?;
+    u32::try_from(v).map_err(|_| format!("{s} does not fit in 32 bits"))
+}
+
+pub fn parse_u16(s: &str) -> Result<u16, String> {
+    let v = parse_u64(s)?;
+    u16::try_from(v).map_err(|_| format!("{s} does not fit in 16 bits"))
+}
+
+/// Parses exactly 32 bytes of hex (64 characters).
+pub fn parse_hash(s: &str) -> Result<[u8; 32], String> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s.trim(), &mut out)
+        .map_err(|_| format!("{s:?} is not 64 hexadecimal characters"))?;
+    Ok(out)
+}
+
+/// `0x` followed by 16 lowercase hex digits.
+pub fn hex64(v: u64) -> String {
+    format!("0x{v:016x}")
+}
+
+/// Prints a JSON value on one line.
+pub fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_decimal_and_hex_numbers() {
+        assert_eq!(parse_u64("12").unwrap(), 12);
+        assert_eq!(parse_u64("0x1F").unwrap(), 31);
+        assert_eq!(parse_u16("0xffff").unwrap(), 65535);
+        assert!(parse_u16("65536").is_err());
+        assert!(parse_u64("x").is_err());
+        assert!(parse_hash("00").is_err());
+    }
+
+    #[test]
+    fn rejects_overwriting_without_permission() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomic(&p, b"one", 0o600, false).unwrap();
+        assert!(matches!(
+            write_atomic(&p, b"two", 0o600, false),
+            Err(IoError::Exists { .. })
+        ));
+        write_atomic(&p, b"two", 0o600, true).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+    }
+}
