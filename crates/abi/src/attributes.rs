@@ -114,7 +114,10 @@ mod tests {
         let bytes = hex::decode("07000000000000801f00000000000000").unwrap();
         let a = Attributes::from_bytes(&bytes).unwrap();
         assert!(a.debug());
-        assert!(a.flags.contains(AttributesFlags::MODE64BIT | AttributesFlags::INIT));
+        assert!(
+            a.flags
+                .contains(AttributesFlags::MODE64BIT | AttributesFlags::INIT)
+        );
         assert_eq!(a.flags.bits() >> 63, 1);
         assert_eq!(a.xfrm, 0x1f);
         assert_eq!(a.to_bytes(), bytes);

@@ -10,7 +10,9 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
     /// The input ends before the structure does.
-    #[error("{what}: truncated, needs {needed} more bytes at offset {offset} but only {available} remain")]
+    #[error(
+        "{what}: truncated, needs {needed} more bytes at offset {offset} but only {available} remain"
+    )]
     Truncated {
         what: &'static str,
         offset: usize,

@@ -36,7 +36,10 @@ fn check_shape(key: &PublicKey) -> Result<(), KeyError> {
     if *key.e() != BoxedUint::from(EXPONENT) {
         let e = key.e_bytes();
         return Err(KeyError::WrongExponent {
-            exponent: format!("0x{}", e.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            exponent: format!(
+                "0x{}",
+                e.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ),
         });
     }
     Ok(())
@@ -49,7 +52,8 @@ pub struct SigningKey(PrivateKey);
 impl SigningKey {
     /// Generates a new key from the operating system's random source.
     pub fn generate() -> Result<Self, KeyError> {
-        let key = PrivateKey::new_with_exp(&mut rand::rng(), MODULUS_LEN * 8, BoxedUint::from(EXPONENT))?;
+        let key =
+            PrivateKey::new_with_exp(&mut rand::rng(), MODULUS_LEN * 8, BoxedUint::from(EXPONENT))?;
         Ok(SigningKey(key))
     }
 
@@ -97,7 +101,10 @@ impl VerifyingKey {
     }
 
     /// The key from SIGSTRUCT's little-endian modulus and its exponent.
-    pub fn from_modulus_le(modulus_le: &[u8; MODULUS_LEN], exponent: u32) -> Result<Self, KeyError> {
+    pub fn from_modulus_le(
+        modulus_le: &[u8; MODULUS_LEN],
+        exponent: u32,
+    ) -> Result<Self, KeyError> {
         let mut be = *modulus_le;
         be.reverse();
         let n = BoxedUint::from_be_slice_vartime(&be);
@@ -131,6 +138,8 @@ impl VerifyingKey {
     }
 
     pub(crate) fn verify_pkcs1v15_sha256(&self, msg: &[u8], sig_be: &[u8]) -> bool {
-        self.0.pkcs1v15_verify::<rsa::sha2::Sha256>(msg, sig_be).is_ok()
+        self.0
+            .pkcs1v15_verify::<rsa::sha2::Sha256>(msg, sig_be)
+            .is_ok()
     }
 }

@@ -73,7 +73,9 @@ pub enum SigstructSignError {
     #[error("signature is {len} bytes; an RSA-3072 signature is 384 bytes")]
     SignatureLength { len: usize },
     /// The signature given to [`assemble`] does not verify with the public key.
-    #[error("the signature does not verify with the given public key over this SIGSTRUCT's signed bytes")]
+    #[error(
+        "the signature does not verify with the given public key over this SIGSTRUCT's signed bytes"
+    )]
     SignatureInvalid,
 }
 

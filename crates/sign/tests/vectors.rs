@@ -95,7 +95,10 @@ fn rejects_an_external_signature_made_with_another_key() {
     let err = assemble(&body, &sig1_key().verifying_key(), &be).unwrap_err();
     assert!(matches!(err, SigstructSignError::SignatureInvalid), "{err}");
     let err = assemble(&body, &sig1_key().verifying_key(), &be[1..]).unwrap_err();
-    assert!(matches!(err, SigstructSignError::SignatureLength { len: 383 }), "{err}");
+    assert!(
+        matches!(err, SigstructSignError::SignatureLength { len: 383 }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -122,7 +125,10 @@ fn rejects_a_changed_signature_q1_q2_or_exponent() {
     assert!(matches!(verify(&s), Err(SigstructVerifyError::Q2)));
     let mut s = good.clone();
     s.exponent = 65537;
-    assert!(matches!(verify(&s), Err(SigstructVerifyError::Exponent(65537))));
+    assert!(matches!(
+        verify(&s),
+        Err(SigstructVerifyError::Exponent(65537))
+    ));
     let mut s = good;
     s.modulus[0] ^= 1;
     assert!(verify(&s).is_err());
@@ -143,8 +149,8 @@ fn accepts_a_generated_key_roundtrip_through_pem() {
 #[test]
 fn rejects_keys_of_the_wrong_shape() {
     assert!(SigningKey::from_pem("not a key").is_err());
-    let small = rsa::PrivateKey::new_with_exp(&mut rand::rng(), 2048, rsa::BoxedUint::from(3u64))
-        .unwrap();
+    let small =
+        rsa::PrivateKey::new_with_exp(&mut rand::rng(), 2048, rsa::BoxedUint::from(3u64)).unwrap();
     use rsa::pkcs1::EncodeRsaPrivateKey;
     let pem = small.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap();
     assert!(matches!(
