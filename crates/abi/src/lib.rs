@@ -22,3 +22,19 @@ pub use attributes::{Attributes, AttributesFlags, Miscselect};
 pub use codec::{Codec, DecodeError, FixedSize, Reader};
 pub use report_body::ReportBody;
 pub use sigstruct::{Sigstruct, SigstructDate};
+
+pub mod keyrequest;
+pub mod measure;
+pub mod report;
+pub mod sealed;
+pub mod secinfo;
+pub mod sgxs;
+pub mod targetinfo;
+
+pub use keyrequest::{KeyName, KeyPolicy, Keyrequest};
+pub use measure::{MeasureError, Measurement, MeasurementRecord, RecordSink};
+pub use report::Report;
+pub use sealed::{SealedData, sealed_data_size};
+pub use secinfo::{PageType, Secinfo, SecinfoFlags};
+pub use sgxs::{SgxsError, SgxsReader, SgxsWriter, measure_sgxs, write_sgxs};
+pub use targetinfo::Targetinfo;
