@@ -22,6 +22,7 @@ pub use attributes::{Attributes, AttributesFlags, Miscselect};
 pub use codec::{Codec, DecodeError, FixedSize, Reader};
 pub use report_body::ReportBody;
 pub use sigstruct::{Sigstruct, SigstructDate};
+pub mod quote;
 
 pub mod keyrequest;
 pub mod measure;
