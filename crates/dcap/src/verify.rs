@@ -50,8 +50,7 @@ fn unix_time(t: SystemTime) -> UnixTime {
 /// Reads a root certificate given as DER or as one PEM `CERTIFICATE` block, and checks that it
 /// parses as X.509.
 pub fn parse_root_certificate(bytes: &[u8]) -> Result<CertificateDer<'static>, E> {
-    let der = if bytes.starts_with(b"-----BEGIN") || bytes.trim_ascii_start().starts_with(b"-----")
-    {
+    let der = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
         let block = pem::parse(bytes).map_err(|_| E::RootInvalid("malformed PEM"))?;
         if block.tag() != "CERTIFICATE" {
             return Err(E::RootInvalid("the PEM block is not a CERTIFICATE"));
