@@ -2,8 +2,9 @@
 //! order.
 //!
 //! 1. [`begin`], on the main thread before any other thread exists: `no_new_privs`, then
-//!    `PR_SET_DUMPABLE 0` (left dumpable for DEBUG enclaves), then the main thread's tracer
-//!    probe, opened while `/proc` can still be opened.
+//!    `PR_SET_DUMPABLE 0` (left dumpable for DEBUG enclaves), then glibc's own `malloc` is made
+//!    to never need a system call again (below), then the main thread's tracer probe, opened
+//!    while `/proc` can still be opened.
 //! 2. [`Sandboxing::spawn_worker`], for each ECALL worker: a thread on a secret stack that
 //!    first opens its own tracer probe (`/proc/thread-self/status`: a tracer may attach to any
 //!    one thread) and applies the Landlock ruleset to itself, then runs the worker function.
@@ -14,6 +15,15 @@
 //!    once (TSYNC). From here on no file can be opened and no memory mapped.
 //!
 //! [`lockdown`] is 1 and 3 for an enclave with no worker threads.
+//!
+//! Rust allocations go to the secret heap ([`crate::secret_heap`]), but glibc still calls its
+//! own `malloc` internally, for one to record a thread's thread-local destructors the first
+//! time such a thread-local is used, which may happen after lockdown. A new glibc arena for a
+//! thread, or a larger heap, needs `mmap`, `mprotect` or `brk`, which the seccomp policy
+//! forbids. So [`begin`] limits glibc to its one `brk` arena, forbids mmap'd chunks and
+//! trimming, and grows that arena by 2 MiB at once: glibc's few small internal allocations
+//! then never need the kernel. That memory is ordinary: no secret may go there, and none does
+//! (Rust code allocates from the secret heap).
 //!
 //! This module must never let a thread escape Landlock unnoticed, nor install seccomp before
 //! the probes are open.
@@ -58,6 +68,9 @@ pub enum LockdownError {
     /// A worker thread could not be started.
     #[error(transparent)]
     Thread(#[from] ThreadError),
+    /// glibc refused a `mallopt` setting.
+    #[error("configuring glibc's malloc failed: mallopt({0}) was refused")]
+    LibcMalloc(&'static str),
     /// A worker ended before reporting whether it is sandboxed.
     #[error("a worker thread ended during its sandbox set-up")]
     WorkerVanished,
@@ -96,6 +109,7 @@ pub struct Worker<T> {
 pub fn begin(spec: LockdownSpec) -> Result<Sandboxing, LockdownError> {
     process::set_no_new_privs()?;
     process::set_dumpable(spec.debug)?;
+    sys::prepare_libc_malloc().map_err(LockdownError::LibcMalloc)?;
     let probe = TracerProbe::for_process()?;
     Ok(Sandboxing { spec, probe })
 }
@@ -215,5 +229,32 @@ impl WorkerCount {
 impl Drop for WorkerCount {
     fn drop(&mut self) {
         SANDBOXED_WORKERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// glibc's `malloc` settings.
+#[allow(unsafe_code)]
+mod sys {
+    /// Headroom given to glibc's arena before lockdown.
+    const HEADROOM: libc::c_int = 1 << 20;
+
+    pub(super) fn prepare_libc_malloc() -> Result<(), &'static str> {
+        let settings: [(libc::c_int, libc::c_int, &'static str); 4] = [
+            (libc::M_ARENA_MAX, 1, "M_ARENA_MAX"),
+            (libc::M_MMAP_MAX, 0, "M_MMAP_MAX"),
+            (libc::M_TRIM_THRESHOLD, libc::c_int::MAX, "M_TRIM_THRESHOLD"),
+            (libc::M_TOP_PAD, HEADROOM, "M_TOP_PAD"),
+        ];
+        for (param, value, name) in settings {
+            // SAFETY: mallopt only changes glibc's allocator parameters; it takes glibc's
+            // arena lock itself.
+            if unsafe { libc::mallopt(param, value) } != 1 {
+                return Err(name);
+            }
+        }
+        // SAFETY: a fresh block, freed at once and never used; with M_TOP_PAD it grows the
+        // arena by twice HEADROOM, and with no trimming the space stays for later.
+        unsafe { libc::free(libc::malloc(HEADROOM.unsigned_abs() as usize)) };
+        Ok(())
     }
 }

@@ -115,6 +115,7 @@ fn secret(mib: usize) {
 }
 
 fn seccomp_allowed() {
+    install_heap(false);
     // Everything the exercises need is made before lockdown.
     let probe = TracerProbe::for_process().unwrap_or_else(|e| fail(&e.to_string()));
     let (pipe_r, pipe_w) = rustix::pipe::pipe().unwrap_or_else(|e| fail(&e.to_string()));
@@ -187,6 +188,7 @@ fn seccomp_allowed() {
 }
 
 fn seccomp_forbidden(case: &str) {
+    install_heap(false);
     let probe = TracerProbe::for_process().unwrap_or_else(|e| fail(&e.to_string()));
     let other = rustix::fs::open(
         "/dev/null",
@@ -246,6 +248,7 @@ fn landlock() {
 }
 
 fn tracer_watch(debug: bool) {
+    install_heap(debug);
     let sandboxing =
         lockdown::begin(LockdownSpec { debug }).unwrap_or_else(|e| fail(&e.to_string()));
     let (ask_tx, ask_rx) = std::sync::mpsc::channel::<()>();
@@ -293,14 +296,19 @@ fn tracer_watch(debug: bool) {
     let _ = worker.join();
 }
 
-fn enclave_hold(debug: bool) {
-    // The heap's arena comes first: every allocation from here on is secret (or, for DEBUG,
-    // ordinary) memory.
+/// The heap's arena comes first in every role that locks down: every allocation from then on
+/// is secret (or, for DEBUG, ordinary) memory, and needs no `mmap` or `brk` under seccomp.
+/// 4 MiB stays within RLIMIT_MEMLOCK (8 MiB) for a probe started without `CAP_IPC_LOCK`.
+fn install_heap(debug: bool) {
     HEAP.install(
-        SecretRegion::new(16 << 20, MemoryKind::for_debug(debug))
+        SecretRegion::new(4 << 20, MemoryKind::for_debug(debug))
             .unwrap_or_else(|e| fail(&e.to_string())),
     )
     .unwrap_or_else(|e| fail(&e.to_string()));
+}
+
+fn enclave_hold(debug: bool) {
+    install_heap(debug);
     let sandboxing =
         lockdown::begin(LockdownSpec { debug }).unwrap_or_else(|e| fail(&e.to_string()));
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
