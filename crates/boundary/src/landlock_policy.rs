@@ -12,7 +12,7 @@
 //!
 //! Landlock restricts the calling thread and the threads it starts later, not its existing
 //! siblings (Landlock ABI 8 adds a flag for all threads; it is requested, and the report says
-//! whether it took effect). [`crate::lockdown`] therefore applies it in every enclave thread.
+//! whether it took effect). [`mod@crate::lockdown`] therefore applies it in every enclave thread.
 //!
 //! This module must never add a rule that grants an access.
 
@@ -38,7 +38,8 @@ pub enum LandlockError {
 pub enum Enforcement {
     /// Every right the crate knows is handled.
     Full,
-    /// The kernel's older ABI handles only some of the rights.
+    /// The kernel's Landlock ABI is older than the newest the crate knows: every right the
+    /// kernel knows is handled, and the rights (or flags) of newer ABIs are missing.
     Partial,
     /// The kernel has no Landlock (or it is disabled): only seccomp stands.
     None,

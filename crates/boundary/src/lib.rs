@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | enclave memory unreadable, even by root or a debugger | heap and thread stacks in `memfd_secret(2)` memory | [`secret_mem`], [`secret_heap`], [`threads`] |
 //! | the code is exactly what was measured | the image runs from a sealed memfd, by descriptor | [`sealed_image`] |
-//! | the enclave makes no system calls of its own | a seccomp allowlist (default: kill), Landlock with no rights, `no_new_privs` | [`seccomp_policy`], [`landlock_policy`], [`lockdown`] |
+//! | the enclave makes no system calls of its own | a seccomp allowlist (default: kill), Landlock with no rights, `no_new_privs` | [`seccomp_policy`], [`landlock_policy`], [`mod@lockdown`] |
 //! | no one attaches to the enclave | its own unprivileged uid, non-dumpable, tracer detection | [`process`], [`tracer`] |
 //!
 //! ## The daemon's side

@@ -18,7 +18,7 @@
 //! step and the errno.
 //!
 //! [`set_no_new_privs`] and [`set_dumpable`] are the enclave's side, used by
-//! [`crate::lockdown`].
+//! [`mod@crate::lockdown`].
 //!
 //! This module must never run anything but raw system calls between `fork` and `execve`.
 
@@ -92,8 +92,11 @@ pub struct SpawnSpec<'a> {
     /// other descriptor is closed at `execve`.
     pub fds: Vec<(BorrowedFd<'a>, RawFd)>,
     /// The identity to switch to; `None` keeps the daemon's (a daemon not started as root).
+    /// Either way the child keeps no capability but `CAP_IPC_LOCK` (when asked for), and a
+    /// root child loses the others from its bounding set too, so `execve` cannot restore them.
     pub credentials: Option<Credentials>,
-    /// Keep `CAP_IPC_LOCK` as the one (ambient) capability across `execve`.
+    /// Keep `CAP_IPC_LOCK` as the one (ambient) capability across `execve`. The daemon must
+    /// hold it (root does).
     pub keep_ipc_lock: bool,
 }
 

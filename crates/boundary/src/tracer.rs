@@ -4,7 +4,7 @@
 //! A tracer attaches to one thread at a time, and `/proc/self/status` shows the main thread's
 //! `TracerPid:` only, so [`TracerProbe::for_process`] watches the main thread and
 //! [`TracerProbe::for_current_thread`] (`/proc/thread-self/status`) the thread that opens it;
-//! every enclave thread keeps one ([`crate::lockdown`] arranges it).
+//! every enclave thread keeps one ([`mod@crate::lockdown`] arranges it).
 //!
 //! This module must never open anything after it is constructed: under lockdown, `pread64` at
 //! offset 0 is the only file access the seccomp policy leaves it.

@@ -198,7 +198,7 @@ fn unprivileged_attacker(credentials: Credentials, tid: u32) -> (Probe, String) 
 
 /// A root attacker (all of root's capabilities, `CAP_SYS_PTRACE` included).
 fn root_attacker(tid: u32) -> (Child, String) {
-    let mut child = Command::new(common::PROBE)
+    let mut child = Command::new(common::probe_path())
         .args(["attach", &tid.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -8,8 +8,12 @@ use std::process::ExitStatus;
 
 use coffer_boundary::{Credentials, EnclaveChild, SealedImage, SpawnSpec, spawn_enclave_process};
 
-/// The probe binary (`src/bin/probe.rs`).
-pub const PROBE: &str = env!("CARGO_BIN_EXE_coffer-boundary-probe");
+/// The probe binary (`src/bin/probe.rs`), or the one `COFFER_BOUNDARY_PROBE` names (a
+/// static-pie build of it, built as enclaves are).
+pub fn probe_path() -> String {
+    std::env::var("COFFER_BOUNDARY_PROBE")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_coffer-boundary-probe").to_owned())
+}
 
 /// `nobody`, the enclave identity the tests use.
 pub const NOBODY: Credentials = Credentials {
@@ -33,7 +37,8 @@ pub fn require_root(test: &str) -> bool {
 
 /// The probe binary, sealed.
 pub fn sealed_probe() -> SealedImage {
-    let bytes = std::fs::read(PROBE).expect("the probe binary is built with the tests");
+    let path = probe_path();
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading the probe {path}: {e}"));
     SealedImage::new("coffer-boundary-probe", &bytes).unwrap()
 }
 
