@@ -289,7 +289,7 @@ mod tests {
         ] {
             assert!(SigstructDate::parse(s).is_err(), "{s}");
         }
-        assert_eq!(SigstructDate(0x2016_12_1f).to_string(), "0x2016121f");
+        assert_eq!(SigstructDate(0x2016_121f).to_string(), "0x2016121f");
     }
 
     #[test]
