@@ -138,7 +138,7 @@ impl ChannelLayout {
         if slot_count == 0 || slot_count > MAX_SLOTS {
             return Err(LayoutError::SlotCount(slot_count));
         }
-        if slot_size < PAGE as u32 || slot_size > MAX_SLOT_SIZE || slot_size % PAGE as u32 != 0 {
+        if !(4096..=MAX_SLOT_SIZE).contains(&slot_size) || !slot_size.is_multiple_of(4096) {
             return Err(LayoutError::SlotSize(slot_size));
         }
         Ok(ChannelLayout {

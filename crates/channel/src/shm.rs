@@ -100,7 +100,7 @@ impl SharedMapping {
 
     fn check(&self, off: usize, size: usize, align: usize) {
         assert!(
-            off.checked_add(size).is_some_and(|end| end <= self.len) && off % align == 0,
+            off.checked_add(size).is_some_and(|end| end <= self.len) && off.is_multiple_of(align),
             "channel offset {off}+{size} outside the {} byte mapping (internal layout bug)",
             self.len
         );

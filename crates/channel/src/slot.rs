@@ -138,7 +138,7 @@ impl Channel {
         let n = bytes.len().min(header::LOST_REASON_MAX);
         m.write(header::LOST_REASON, &bytes[..n]);
         m.u32_at(header::LOST_REASON_LEN)
-            .store(n as u32, Ordering::Relaxed);
+            .store(u32::try_from(n).unwrap_or(0), Ordering::Relaxed);
         m.u32_at(header::LOST_CODE).store(code, Ordering::Relaxed);
         let w = m.u32_at(header::ENCLAVE_STATE);
         w.store(state as u32, Ordering::SeqCst);
@@ -197,7 +197,7 @@ impl Channel {
                 return v;
             }
             i = i.wrapping_add(1);
-            if i % 64 != 0 || start.elapsed() < self.policy.spin {
+            if !i.is_multiple_of(64) || start.elapsed() < self.policy.spin {
                 std::hint::spin_loop();
                 continue;
             }
@@ -263,13 +263,16 @@ impl Channel {
     /// Copies the slot's message out; its length is checked against the trusted slot size.
     fn take_message(&self, slot: u32) -> Result<Vec<u8>, CallError> {
         let len = self.len_word(slot).load(Ordering::Relaxed);
-        let limit = self.layout.slot_size as u64;
-        if len > limit {
-            return Err(CallError::Protocol(format!(
-                "message length {len} exceeds the {limit}-byte slot"
-            )));
-        }
-        let mut buf = vec![0u8; len as usize];
+        let limit = self.layout.slot_size;
+        let len = match usize::try_from(len) {
+            Ok(n) if n <= limit as usize => n,
+            _ => {
+                return Err(CallError::Protocol(format!(
+                    "message length {len} exceeds the {limit}-byte slot"
+                )));
+            }
+        };
+        let mut buf = vec![0u8; len];
         self.map.read(self.layout.data_offset(slot), &mut buf);
         Ok(buf)
     }

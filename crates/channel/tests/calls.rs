@@ -1,5 +1,6 @@
 //! The channel between two threads standing for the host and the enclave (the cross-process
 //! path is exercised by the platform's tests and the benchmarks).
+#![allow(clippy::unwrap_used)]
 
 use std::os::fd::AsFd;
 use std::sync::Arc;

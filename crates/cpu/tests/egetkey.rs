@@ -1,5 +1,6 @@
 //! EGETKEY and EREPORT as an attacker would probe them: other enclaves, other signers, other
 //! platforms, higher SVNs, changed bytes.
+#![allow(clippy::unwrap_used)]
 
 use coffer_abi::keyrequest::{KeyName, KeyPolicy, Keyrequest};
 use coffer_abi::targetinfo::Targetinfo;

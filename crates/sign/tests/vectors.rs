@@ -1,4 +1,5 @@
 //! SIGSTRUCT signing and verification against the public vectors in `../shared/vectors/sgx`.
+#![allow(clippy::unwrap_used)]
 
 use coffer_abi::{Attributes, AttributesFlags, Codec, Miscselect, Sigstruct, SigstructDate};
 use coffer_sign::{
