@@ -1,0 +1,64 @@
+//! Enclave process ↔ platform daemon, over the socket the daemon passes at launch.
+//!
+//! The daemon speaks first with [`Boot`]; the enclave answers [`EnclaveMessage::Ready`] once it
+//! is locked down, then asks for the CPU's services. The daemon is trusted (it is the soft
+//! backend's CPU); the enclave still parses everything with size checks.
+
+use serde::{Deserialize, Serialize};
+
+/// The descriptor numbers an enclave process starts with.
+pub mod fds {
+    /// The daemon socket (SOCK_SEQPACKET).
+    pub const DAEMON: i32 = 3;
+    /// The channel memfd shared with the host.
+    pub const CHANNEL: i32 = 4;
+}
+
+/// What the enclave learns from the daemon at start: who it is and how it is laid out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Boot {
+    /// The enclave's identity as EREPORT would report it (a 384-byte REPORT BODY with zero
+    /// REPORTDATA).
+    pub identity: Vec<u8>,
+    pub heap_size: u64,
+    pub stack_size: u64,
+    pub tcs_count: u32,
+    pub debug: bool,
+    /// The channel geometry.
+    pub slot_count: u32,
+    pub slot_size: u32,
+    /// The interface id the host asked for (empty for raw calls).
+    pub interface_id: Vec<u8>,
+}
+
+/// A message from the enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnclaveMessage {
+    /// Locked down and serving; `secret_memory` says whether heap and stacks are in secret memory.
+    Ready { secret_memory: bool },
+    /// The enclave refuses to run (interface mismatch, setup failure) and is about to exit.
+    Failed { reason: String },
+    /// The enclave detected tampering (a tracer) and wiped itself; it exits next.
+    Lost { reason: String },
+    /// EGETKEY with this KEYREQUEST (512 bytes).
+    Egetkey { keyrequest: Vec<u8> },
+    /// EREPORT for this TARGETINFO (512 bytes) with this REPORTDATA (64 bytes).
+    Ereport {
+        targetinfo: Vec<u8>,
+        reportdata: Vec<u8>,
+    },
+    /// Turn this REPORT (432 bytes, targeted at the quoting enclave) into a quote.
+    Quote { report: Vec<u8> },
+    /// The quoting enclave's TARGETINFO, to target a report at it.
+    QeTargetinfo,
+}
+
+/// The daemon's answer to an [`EnclaveMessage`] request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DaemonReply {
+    Key(Vec<u8>),
+    Report(Vec<u8>),
+    Quote(Vec<u8>),
+    Targetinfo(Vec<u8>),
+    Error(String),
+}
