@@ -1,0 +1,145 @@
+//! The connection to the platform daemon.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use coffer_proto::FrameError;
+use coffer_proto::client::{CreateOptions, PlatformError, PlatformStatus, Request, Response};
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+use crate::enclave::{Enclave, EnclaveOptions};
+
+/// Why talking to the platform daemon failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("cannot connect to the platform daemon at {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        source: rustix::io::Errno,
+    },
+    #[error("cannot open bundle {path}: {source}")]
+    Bundle {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("platform daemon connection: {0}")]
+    Frame(#[from] FrameError),
+    /// The daemon refused the request; the error names the reason.
+    #[error("{0}")]
+    Refused(#[from] PlatformError),
+    #[error("the platform daemon answered out of turn: {0}")]
+    Protocol(String),
+    #[error("the enclave's call channel could not be opened: {0}")]
+    Channel(#[from] coffer_channel::CallError),
+}
+
+/// One connection to the daemon, shared by the enclaves it created.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    sock: Mutex<OwnedFd>,
+}
+
+impl Conn {
+    /// Sends a request and waits for its answer (one request at a time on the connection).
+    pub(crate) fn call(
+        &self,
+        req: &Request,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<(Response, Vec<OwnedFd>), HostError> {
+        let sock = self
+            .sock
+            .lock()
+            .map_err(|_| HostError::Protocol("connection lock poisoned".into()))?;
+        coffer_proto::send(sock.as_fd(), req, fds)?;
+        Ok(coffer_proto::recv(sock.as_fd())?)
+    }
+}
+
+/// A connection to the node's platform daemon.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    conn: Arc<Conn>,
+}
+
+impl Platform {
+    /// Connects to the daemon's socket.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Platform, HostError> {
+        let path = path.as_ref();
+        let err = |source| HostError::Connect {
+            path: path.to_owned(),
+            source,
+        };
+        let sock = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(err)?;
+        let addr = SocketAddrUnix::new(path).map_err(err)?;
+        rustix::net::connect(&sock, &addr).map_err(err)?;
+        Ok(Platform {
+            conn: Arc::new(Conn {
+                sock: Mutex::new(sock),
+            }),
+        })
+    }
+
+    /// Creates an enclave from a signed bundle (`coffer sign` / `coffer build` output).
+    pub fn create_enclave(&self, bundle: &Path) -> Result<Enclave, HostError> {
+        self.create_enclave_with(bundle, EnclaveOptions::default())
+    }
+
+    /// Creates an enclave with options.
+    pub fn create_enclave_with(
+        &self,
+        bundle: &Path,
+        options: EnclaveOptions,
+    ) -> Result<Enclave, HostError> {
+        let file = std::fs::File::open(bundle).map_err(|source| HostError::Bundle {
+            path: bundle.to_owned(),
+            source,
+        })?;
+        let req = Request::Create(CreateOptions {
+            interface_id: options.interface_id.clone(),
+        });
+        let (resp, mut fds) = self.conn.call(&req, &[file.as_fd()])?;
+        match resp {
+            Response::Created(created) => {
+                if fds.len() != 1 {
+                    return Err(HostError::Protocol(format!(
+                        "expected the channel descriptor with Created, got {} descriptors",
+                        fds.len()
+                    )));
+                }
+                let fd = fds.remove(0);
+                Enclave::new(self.conn.clone(), created, fd, options)
+            }
+            Response::Error(e) => Err(HostError::Refused(e)),
+            other => Err(HostError::Protocol(format!("{other:?}"))),
+        }
+    }
+
+    /// The node's EPC use and enclaves.
+    pub fn status(&self) -> Result<PlatformStatus, HostError> {
+        match self.conn.call(&Request::Status, &[])?.0 {
+            Response::Status(s) => Ok(s),
+            Response::Error(e) => Err(HostError::Refused(e)),
+            other => Err(HostError::Protocol(format!("{other:?}"))),
+        }
+    }
+
+    /// Destroys an enclave by id (one this connection created, or any when the caller is root).
+    pub fn destroy(&self, id: u64) -> Result<(), HostError> {
+        destroy(&self.conn, id)
+    }
+}
+
+pub(crate) fn destroy(conn: &Conn, id: u64) -> Result<(), HostError> {
+    match conn.call(&Request::Destroy { id }, &[])?.0 {
+        Response::Destroyed { .. } => Ok(()),
+        Response::Error(e) => Err(HostError::Refused(e)),
+        other => Err(HostError::Protocol(format!("{other:?}"))),
+    }
+}
