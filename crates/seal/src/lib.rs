@@ -1,0 +1,170 @@
+//! # coffer-seal: sealing as the SGX SDK does it
+//!
+//! `seal` encrypts data so that only the same enclave (policy [`SealPolicy::MrEnclave`]) or any
+//! enclave of the same signer and product (policy [`SealPolicy::MrSigner`]) on the same platform can
+//! decrypt it again, with optional additional authenticated data stored in clear. The blob is the
+//! SDK's `sgx_sealed_data_t`: the KEYREQUEST that derives the key (with a fresh random KEYID per
+//! blob, and the sealer's ISVSVN and CPUSVN), then AES-128-GCM ciphertext and tag; a zero IV is
+//! safe because every blob has its own key.
+//!
+//! The key comes from the platform's EGETKEY through a [`KeySource`]; the enclave never sees the
+//! platform's root key. SVN rules follow from EGETKEY: a blob sealed at ISVSVN 1 is readable at
+//! ISVSVN 2 (which may derive its predecessors' keys), one sealed at ISVSVN 2 is not readable at
+//! ISVSVN 1. Any changed byte makes unsealing fail.
+
+#![forbid(unsafe_code)]
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes128Gcm, Nonce, Tag};
+use coffer_abi::keyrequest::{KeyName, KeyPolicy, Keyrequest};
+use coffer_abi::sealed::SealedData;
+use coffer_abi::{Attributes, AttributesFlags, Codec, DecodeError, ReportBody};
+use zeroize::Zeroizing;
+
+/// Attribute bits bound into seal keys by default, as the SDK's `TSEAL_DEFAULT_FLAGSMASK`:
+/// INIT, DEBUG and the reserved upper byte. MODE64BIT and the provisioning bits are left out.
+pub const SEAL_FLAGS_MASK: u64 = 0xFF00_0000_0000_000B;
+/// MISCSELECT bits bound into seal keys by default (`TSEAL_DEFAULT_MISCMASK`).
+pub const SEAL_MISC_MASK: u32 = 0xF000_0000;
+
+/// Which enclaves may unseal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealPolicy {
+    /// Only an enclave with the same MRENCLAVE.
+    MrEnclave,
+    /// Any enclave with the same MRSIGNER and ISVPRODID (at the same or a higher ISVSVN).
+    MrSigner,
+}
+
+/// The enclave's access to EGETKEY and its own identity.
+pub trait KeySource {
+    /// The enclave's own identity (ISVSVN, CPUSVN) as EREPORT reports it.
+    fn identity(&self) -> &ReportBody;
+    /// EGETKEY.
+    fn egetkey(&self, request: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String>;
+}
+
+/// Why sealing failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("the data is too large to seal: {0}")]
+    TooLarge(DecodeError),
+    #[error("the platform refused the seal key: {0}")]
+    Key(String),
+    #[error("no randomness for the key id: {0}")]
+    Random(String),
+}
+
+/// Why unsealing failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsealError {
+    /// The bytes are not a sealed-data blob (truncated, padded, inconsistent lengths).
+    #[error("not a sealed blob: {0}")]
+    Malformed(DecodeError),
+    /// The blob was changed, or was sealed for another enclave, signer or platform.
+    #[error("tampered sealed blob: {0}")]
+    Tampered(&'static str),
+    /// The platform will not derive the key the blob names: it was sealed by a newer enclave
+    /// version (ISVSVN) or on a newer platform (CPUSVN), or its key policy is not allowed here.
+    #[error("the seal key is not available to this enclave: {0}")]
+    KeyUnavailable(String),
+}
+
+/// What unsealing gives back.
+#[derive(Debug)]
+pub struct Unsealed {
+    /// The decrypted data, wiped when dropped.
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The additional authenticated data, which was stored in clear.
+    pub aad: Vec<u8>,
+}
+
+fn gcm(key: &[u8; 16]) -> Aes128Gcm {
+    Aes128Gcm::new(key.into())
+}
+
+/// Seals `plaintext` (and authenticates `aad`) under `policy`.
+pub fn seal(
+    src: &dyn KeySource,
+    policy: SealPolicy,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let me = src.identity();
+    let mut keyid = [0u8; 32];
+    getrandom::fill(&mut keyid).map_err(|e| SealError::Random(e.to_string()))?;
+    let request = Keyrequest {
+        keyname: KeyName::SEAL_KEY,
+        keypolicy: match policy {
+            SealPolicy::MrEnclave => KeyPolicy::MRENCLAVE,
+            SealPolicy::MrSigner => KeyPolicy::MRSIGNER,
+        },
+        isvsvn: me.isvsvn,
+        cpusvn: me.cpusvn,
+        attributemask: Attributes {
+            flags: AttributesFlags::from_bits_retain(SEAL_FLAGS_MASK),
+            xfrm: 0,
+        },
+        keyid,
+        miscmask: SEAL_MISC_MASK,
+        ..Keyrequest::default()
+    };
+    let key = src.egetkey(&request).map_err(SealError::Key)?;
+    let mut blob =
+        SealedData::new(request, [0; 16], plaintext, aad).map_err(SealError::TooLarge)?;
+    let nonce = Nonce::default();
+    let tag = gcm(&key)
+        .encrypt_inout_detached(&nonce, aad, blob.encrypted_text_mut().into())
+        .map_err(|_| {
+            SealError::TooLarge(DecodeError::Invalid {
+                what: "sealed data",
+                reason: "AES-GCM refused the input length".into(),
+            })
+        })?;
+    blob.payload_tag = tag.into();
+    Ok(blob.to_bytes())
+}
+
+/// Unseals a blob made by [`seal`] (or by the SGX SDK's `sgx_seal_data` with the same keys).
+pub fn unseal(src: &dyn KeySource, bytes: &[u8]) -> Result<Unsealed, UnsealError> {
+    let blob = SealedData::from_bytes(bytes).map_err(UnsealError::Malformed)?;
+    let r = &blob.key_request;
+    if r.keyname != KeyName::SEAL_KEY {
+        return Err(UnsealError::Tampered(
+            "the key request does not name the seal key",
+        ));
+    }
+    if blob._reserved1 != [0; 12]
+        || blob._reserved2 != [0; 12]
+        || r._reserved1 != [0; 2]
+        || r._reserved2.iter().any(|b| *b != 0)
+    {
+        return Err(UnsealError::Tampered("reserved bytes are not zero"));
+    }
+    if !r.keypolicy.contains(KeyPolicy::CONFIGID) && r.configsvn != 0 {
+        // CONFIGSVN does not enter the key without the CONFIGID policy, so a change to it would
+        // otherwise go unnoticed.
+        return Err(UnsealError::Tampered(
+            "CONFIGSVN is set but the key policy does not use it",
+        ));
+    }
+    let key = src.egetkey(r).map_err(UnsealError::KeyUnavailable)?;
+    let mut plaintext = Zeroizing::new(blob.encrypted_text().to_vec());
+    let tag = Tag::from(blob.payload_tag);
+    gcm(&key)
+        .decrypt_inout_detached(
+            &Nonce::default(),
+            blob.additional_mac_text(),
+            plaintext.as_mut_slice().into(),
+            &tag,
+        )
+        .map_err(|_| {
+            UnsealError::Tampered(
+                "the MAC does not verify: the blob was changed, or it was sealed for another enclave, signer or platform",
+            )
+        })?;
+    Ok(Unsealed {
+        plaintext,
+        aad: blob.additional_mac_text().to_vec(),
+    })
+}

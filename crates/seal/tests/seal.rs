@@ -1,0 +1,150 @@
+//! Sealing across enclaves, signers, versions and platforms, as an attacker would probe it.
+#![allow(clippy::unwrap_used)]
+
+use coffer_abi::keyrequest::Keyrequest;
+use coffer_abi::{Attributes, AttributesFlags, ReportBody};
+use coffer_cpu::PlatformRoot;
+use coffer_seal::{KeySource, SealPolicy, UnsealError, seal, unseal};
+use zeroize::Zeroizing;
+
+struct Enclave<'a> {
+    platform: &'a PlatformRoot,
+    id: ReportBody,
+}
+
+impl KeySource for Enclave<'_> {
+    fn identity(&self) -> &ReportBody {
+        &self.id
+    }
+    fn egetkey(&self, r: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String> {
+        self.platform
+            .egetkey(&self.id, r)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn platform(seed: u8) -> PlatformRoot {
+    PlatformRoot::new([seed; 16], [1; 16], [3; 16])
+}
+
+fn enclave(p: &PlatformRoot, mrenclave: u8, mrsigner: u8, prodid: u16, svn: u16) -> Enclave<'_> {
+    Enclave {
+        platform: p,
+        id: ReportBody {
+            mrenclave: [mrenclave; 32],
+            mrsigner: [mrsigner; 32],
+            isvprodid: prodid,
+            isvsvn: svn,
+            cpusvn: p.cpusvn(),
+            attributes: Attributes {
+                flags: AttributesFlags::INIT | AttributesFlags::MODE64BIT,
+                xfrm: 3,
+            },
+            ..ReportBody::default()
+        },
+    }
+}
+
+#[test]
+fn accepts_a_round_trip_with_aad() {
+    let p = platform(1);
+    let e = enclave(&p, 1, 1, 1, 1);
+    let blob = seal(&e, SealPolicy::MrEnclave, b"header", b"secret data").unwrap();
+    assert_eq!(
+        u32::from_le_bytes(blob[512..516].try_into().unwrap()),
+        11,
+        "plain_text_offset"
+    );
+    assert_eq!(blob.len(), 560 + 11 + 6);
+    assert!(
+        !blob.windows(11).any(|w| w == b"secret data"),
+        "plaintext must not appear"
+    );
+    let u = unseal(&e, &blob).unwrap();
+    assert_eq!(u.plaintext.as_slice(), b"secret data");
+    assert_eq!(u.aad, b"header");
+    // Two seals of the same data differ (fresh KEYID each time).
+    assert_ne!(
+        blob,
+        seal(&e, SealPolicy::MrEnclave, b"header", b"secret data").unwrap()
+    );
+}
+
+#[test]
+fn accepts_mrsigner_seals_from_an_older_version() {
+    let p = platform(1);
+    let v1 = enclave(&p, 1, 7, 5, 1);
+    let v2 = enclave(&p, 2, 7, 5, 2);
+    let blob = seal(&v1, SealPolicy::MrSigner, b"", b"from v1").unwrap();
+    assert_eq!(unseal(&v2, &blob).unwrap().plaintext.as_slice(), b"from v1");
+}
+
+#[test]
+fn rejects_a_newer_version_seal_in_an_older_version() {
+    let p = platform(1);
+    let v1 = enclave(&p, 1, 7, 5, 1);
+    let v2 = enclave(&p, 2, 7, 5, 2);
+    let blob = seal(&v2, SealPolicy::MrSigner, b"", b"from v2").unwrap();
+    assert!(matches!(
+        unseal(&v1, &blob),
+        Err(UnsealError::KeyUnavailable(_))
+    ));
+}
+
+#[test]
+fn rejects_other_signers_products_enclaves_and_platforms() {
+    let p = platform(1);
+    let me = enclave(&p, 1, 7, 5, 1);
+    let by_signer = seal(&me, SealPolicy::MrSigner, b"", b"x").unwrap();
+    let by_enclave = seal(&me, SealPolicy::MrEnclave, b"", b"x").unwrap();
+    let tampered = |r: Result<_, UnsealError>| matches!(r, Err(UnsealError::Tampered(_)));
+    assert!(
+        tampered(unseal(&enclave(&p, 1, 8, 5, 1), &by_signer)),
+        "other signer"
+    );
+    assert!(
+        tampered(unseal(&enclave(&p, 1, 7, 6, 1), &by_signer)),
+        "other product"
+    );
+    assert!(
+        tampered(unseal(&enclave(&p, 2, 7, 5, 1), &by_enclave)),
+        "other enclave"
+    );
+    let p2 = platform(2);
+    assert!(
+        tampered(unseal(&enclave(&p2, 1, 7, 5, 1), &by_enclave)),
+        "other platform"
+    );
+    // MRSIGNER policy admits another enclave of the same signer and product.
+    assert!(unseal(&enclave(&p, 2, 7, 5, 1), &by_signer).is_ok());
+}
+
+#[test]
+fn rejects_every_single_byte_change() {
+    let p = platform(1);
+    let e = enclave(&p, 1, 1, 1, 1);
+    let blob = seal(&e, SealPolicy::MrEnclave, b"aad", b"sealed text").unwrap();
+    for i in 0..blob.len() {
+        let mut x = blob.clone();
+        x[i] ^= 0x80;
+        let r = unseal(&e, &x);
+        match r {
+            Err(UnsealError::Tampered(_)) | Err(UnsealError::Malformed(_)) => {}
+            // The high bit of ISVSVN or a CPUSVN byte asks for a key above this enclave's:
+            // EGETKEY refuses it before any MAC is checked.
+            Err(UnsealError::KeyUnavailable(_))
+                if (4..6).contains(&i) || (8..24).contains(&i) || (2..4).contains(&i) => {}
+            other => panic!("byte {i}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        unseal(&e, &blob[..blob.len() - 1]),
+        Err(UnsealError::Tampered(_)) | Err(UnsealError::Malformed(_))
+    ));
+    let mut padded = blob.clone();
+    padded.push(0);
+    assert!(matches!(
+        unseal(&e, &padded),
+        Err(UnsealError::Malformed(_))
+    ));
+}
