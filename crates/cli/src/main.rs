@@ -28,6 +28,17 @@ enum Command {
     /// Work with SIGSTRUCTs: inspect or sign.
     #[command(subcommand)]
     Sigstruct(cmd::sigstruct::Command),
+    /// Print an enclave's MRENCLAVE: of an SGXS stream, or of a bundle (optionally writing its SGXS).
+    Measure(cmd::measure::Args),
+    /// Work with DCAP quotes: inspect or verify.
+    #[command(subcommand)]
+    Quote(cmd::quote::Command),
+    /// Sign an enclave ELF into a .coffer bundle (or the two-step gendata / catsig flow).
+    Sign(cmd::sign::Args),
+    /// Show a .coffer bundle's identity, configuration and whether it verifies.
+    Inspect(cmd::inspect::Args),
+    /// Build an enclave package statically and sign it into a .coffer bundle.
+    Build(cmd::build::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +53,11 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Keygen(a) => cmd::keygen::run(a).map_err(util::boxed),
         Command::Sigstruct(c) => cmd::sigstruct::run(c).map_err(util::boxed),
+        Command::Measure(a) => cmd::measure::run(a).map_err(util::boxed),
+        Command::Quote(c) => cmd::quote::run(c).map_err(util::boxed),
+        Command::Sign(a) => cmd::sign::run(a).map_err(util::boxed),
+        Command::Inspect(a) => cmd::inspect::run(a).map_err(util::boxed),
+        Command::Build(a) => cmd::build::run(a).map_err(util::boxed),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -616,36 +616,19 @@ pub fn signing_data(
 
 /// The UTC calendar date of `t` as a SIGSTRUCT DATE.
 pub fn date_of(t: SystemTime) -> SigstructDate {
-    let days = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0);
-    let (y, m, d) = civil_from_days(days);
-    SigstructDate::from_ymd(y, m, d).unwrap_or_default()
+    let date = time::OffsetDateTime::from(t.max(UNIX_EPOCH)).date();
+    let year = u32::try_from(date.year()).unwrap_or(0);
+    SigstructDate::from_ymd(
+        year,
+        u32::from(u8::from(date.month())),
+        u32::from(date.day()),
+    )
+    .unwrap_or_default()
 }
 
 /// Today's UTC date.
 pub fn today() -> SigstructDate {
     date_of(SystemTime::now())
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u32, u32, u32) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (
-        u32::try_from(y).unwrap_or(u32::MAX),
-        u32::try_from(m).unwrap_or(1),
-        u32::try_from(d).unwrap_or(1),
-    )
 }
 
 #[cfg(test)]

@@ -1,4 +1,9 @@
 //! One module per `coffer` command.
 
+pub mod build;
+pub mod inspect;
 pub mod keygen;
+pub mod measure;
+pub mod quote;
+pub mod sign;
 pub mod sigstruct;
