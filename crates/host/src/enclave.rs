@@ -153,10 +153,10 @@ impl Enclave {
 
 impl Drop for Enclave {
     fn drop(&mut self) {
-        if !self.destroyed {
-            if let Err(e) = destroy(&self.conn, self.info.id) {
-                tracing::debug!(id = self.info.id, "destroy on drop: {e}");
-            }
+        if !self.destroyed
+            && let Err(e) = destroy(&self.conn, self.info.id)
+        {
+            tracing::debug!(id = self.info.id, "destroy on drop: {e}");
         }
     }
 }
