@@ -99,13 +99,20 @@ pub fn verify_error(e: BundleVerifyError) -> PlatformError {
 }
 
 /// Parses and verifies a bundle, applies the launch policy and builds the enclave's identity
-/// with the platform's CPUSVN.
+/// with the platform's CPUSVN. `fits` sees the EPC size the layout gives before the (costly)
+/// measurement, so a request that cannot fit is refused without hashing the whole image; the
+/// binding charge comes later, under the table lock.
 pub fn admit(
     bytes: &[u8],
     policy: &LaunchPolicy,
     cpusvn: [u8; 16],
+    fits: impl FnOnce(u64) -> Result<(), PlatformError>,
 ) -> Result<Admitted, PlatformError> {
     let bundle = Bundle::from_bytes(bytes).map_err(|e| PlatformError::BadBundle(e.to_string()))?;
+    let planned = bundle
+        .epc_size()
+        .map_err(|e| PlatformError::BadBundle(e.to_string()))?;
+    fits(planned)?;
     let verified = bundle.verify().map_err(verify_error)?;
     if verified.debug() && !policy.allow_debug {
         return Err(PlatformError::DebugNotAllowed);

@@ -377,7 +377,18 @@ fn create(
         )));
     }
     let bytes = read_bundle(fds.remove(0))?;
-    let admitted = admit(&bytes, &shared.config.policy, shared.services.cpusvn())?;
+    let admitted = admit(
+        &bytes,
+        &shared.config.policy,
+        shared.services.cpusvn(),
+        |asked| {
+            let free = shared.table().epc.free();
+            if asked > free {
+                return Err(epc_exhausted(shared, asked, free));
+            }
+            Ok(())
+        },
+    )?;
     drop(bytes);
     let b = &admitted.bundle;
     let config = b.config();
@@ -399,15 +410,7 @@ fn create(
     });
     let id = match admission {
         Ok(id) => id,
-        Err(AdmitError::Epc(e)) => {
-            tracing::info!(uid = client.uid, "refused: {e}");
-            return Err(PlatformError::EpcExhausted {
-                asked: e.asked,
-                free: e.free,
-                total: e.total,
-                vm_size: shared.config.vm_size.name.to_owned(),
-            });
-        }
+        Err(AdmitError::Epc(e)) => return Err(epc_exhausted(shared, e.asked, e.free)),
         Err(AdmitError::TooMany) => {
             return Err(PlatformError::LaunchFailed(format!(
                 "the node runs the maximum of {} enclaves",
@@ -514,6 +517,17 @@ fn create(
         },
         launched.channel_fd,
     ))
+}
+
+fn epc_exhausted(shared: &Shared, asked: u64, free: u64) -> PlatformError {
+    let e = PlatformError::EpcExhausted {
+        asked,
+        free,
+        total: shared.config.vm_size.epc_bytes,
+        vm_size: shared.config.vm_size.name.to_owned(),
+    };
+    tracing::info!("refused: {e}");
+    e
 }
 
 fn destroy(shared: &Shared, client: Client, id: u64) -> Result<(), PlatformError> {

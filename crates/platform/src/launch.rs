@@ -111,9 +111,11 @@ pub fn launch(spec: LaunchSpec<'_>) -> Result<Launched, LaunchError> {
         slot_size: layout.slot_size,
         interface_id: spec.interface_id,
     };
-    let ready = send(socket.as_fd(), &boot, &[])
-        .map_err(LaunchError::Boot)
-        .and_then(|()| await_ready(&child, &socket, spec.ready_timeout));
+    let ready = match send(socket.as_fd(), &boot, &[]) {
+        Ok(()) => await_ready(&child, &socket, spec.ready_timeout),
+        Err(FrameError::Closed) => Err(ended(&child)),
+        Err(e) => Err(LaunchError::Boot(e)),
+    };
     match ready {
         Ok(secret_memory) => {
             channel.set_running();
@@ -157,12 +159,25 @@ fn await_ready(
                     message_name(&other)
                 )));
             }
-            Err(FrameError::Closed) => {
-                let status = child.wait().map_err(LaunchError::Wait)?;
-                return Err(LaunchError::Ended(exit_reason(status).1));
-            }
+            Err(FrameError::Closed) => return Err(ended(child)),
             Err(e) => return Err(LaunchError::Protocol(e.to_string())),
         }
+    }
+}
+
+/// The enclave closed its socket: it has ended or is about to (after a second, it is killed);
+/// reap it and say why.
+fn ended(child: &EnclaveChild) -> LaunchError {
+    let exited = readable(&[child.pidfd()], Duration::from_secs(1))
+        .ok()
+        .and_then(|r| r.first().copied())
+        .unwrap_or(false);
+    if !exited {
+        let _ = child.kill();
+    }
+    match child.wait() {
+        Ok(status) => LaunchError::Ended(exit_reason(status).1),
+        Err(e) => LaunchError::Wait(e),
     }
 }
 

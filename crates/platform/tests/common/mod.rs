@@ -1,0 +1,251 @@
+//! Shared test support: a daemon on a temporary socket, signed bundles of tiny hand-made enclave
+//! programs, and a client.
+//!
+//! The "fake enclaves" are static-pie ELF files of a few machine instructions. They do not link
+//! the trusted runtime; they only speak the start-up protocol's last word (`Ready`) so the
+//! daemon's launch, lifecycle and accounting can be tested on real processes.
+
+#![allow(dead_code, clippy::cast_possible_truncation, clippy::unwrap_used)]
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use coffer_abi::SigstructDate;
+use coffer_platform::{LaunchPolicy, Platform, PlatformConfig, VmSize};
+use coffer_proto::client::{CreateOptions, PlatformError, PlatformStatus, Request, Response};
+use coffer_sign::{Bundle, EnclaveConfig, SigningKey};
+
+pub const MIB: u64 = 1 << 20;
+
+/// The RSA-3072 e=3 key of the public vectors (`sig1.key.pem`).
+pub fn vector_key() -> SigningKey {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/vectors/sgx/sig1.key.pem"
+    );
+    let pem = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("the public test vectors are missing ({path}: {e}); see ../shared/vectors/README.md")
+    });
+    SigningKey::from_pem(&pem).unwrap()
+}
+
+/// A static-pie ELF: one R|X load segment holding the headers and `code`, entry at `code`.
+pub fn elf(code: &[u8]) -> Vec<u8> {
+    const HEADERS: usize = 64 + 2 * 56;
+    let mut f = vec![0u8; HEADERS];
+    f[..4].copy_from_slice(b"\x7fELF");
+    f[4] = 2; // ELFCLASS64
+    f[5] = 1; // little-endian
+    f[6] = 1; // EV_CURRENT
+    f[16..18].copy_from_slice(&3u16.to_le_bytes()); // ET_DYN
+    f[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    f[20..24].copy_from_slice(&1u32.to_le_bytes());
+    f[24..32].copy_from_slice(&(HEADERS as u64).to_le_bytes()); // e_entry
+    f[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    f[52..54].copy_from_slice(&64u16.to_le_bytes());
+    f[54..56].copy_from_slice(&56u16.to_le_bytes());
+    f[56..58].copy_from_slice(&2u16.to_le_bytes());
+    f[58..60].copy_from_slice(&64u16.to_le_bytes());
+    f.extend_from_slice(code);
+    let len = f.len() as u64;
+    // PT_LOAD, R|X, the whole file at address 0.
+    let load = [
+        &1u32.to_le_bytes()[..],
+        &5u32.to_le_bytes(),
+        &0u64.to_le_bytes(),
+        &0u64.to_le_bytes(),
+        &0u64.to_le_bytes(),
+        &len.to_le_bytes(),
+        &len.to_le_bytes(),
+        &4096u64.to_le_bytes(),
+    ]
+    .concat();
+    // PT_GNU_STACK, R|W.
+    let stack = [
+        &0x6474_e551u32.to_le_bytes()[..],
+        &6u32.to_le_bytes(),
+        &[0u8; 48],
+    ]
+    .concat();
+    f[64..120].copy_from_slice(&load);
+    f[120..176].copy_from_slice(&stack);
+    f
+}
+
+/// Exits with status 3 at once.
+pub const EXIT_3: &[u8] = &[
+    0xbf, 0x03, 0x00, 0x00, 0x00, // mov edi, 3
+    0xb8, 0x3c, 0x00, 0x00, 0x00, // mov eax, 60 (exit)
+    0x0f, 0x05, // syscall
+];
+
+/// Never answers.
+pub const SPIN: &[u8] = &[0xeb, 0xfe]; // jmp .
+
+/// `read(3, stack, 4096)` (the daemon's `Boot`), then `write(3, MSG, len)`, then `AFTER`, where
+/// MSG is a postcard-encoded `EnclaveMessage`.
+fn say_then(msg: &[u8], after: &[u8]) -> Vec<u8> {
+    let mut code = vec![
+        0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00, // sub rsp, 4096
+        0xbf, 0x03, 0x00, 0x00, 0x00, // mov edi, 3
+        0x48, 0x89, 0xe6, // mov rsi, rsp
+        0xba, 0x00, 0x10, 0x00, 0x00, // mov edx, 4096
+        0x31, 0xc0, // xor eax, eax (read)
+        0x0f, 0x05, // syscall
+    ];
+    code.extend_from_slice(&[0xbf, 0x03, 0x00, 0x00, 0x00]); // mov edi, 3
+    let lea_at = code.len();
+    code.extend_from_slice(&[0x48, 0x8d, 0x35, 0, 0, 0, 0]); // lea rsi, [rip + msg]
+    code.push(0xba); // mov edx, len
+    code.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+    code.extend_from_slice(&[0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05]); // write
+    code.extend_from_slice(after);
+    let rel = (code.len() - (lea_at + 7)) as u32;
+    code[lea_at + 3..lea_at + 7].copy_from_slice(&rel.to_le_bytes());
+    code.extend_from_slice(msg);
+    code
+}
+
+/// `pause()` forever.
+const PAUSE_LOOP: &[u8] = &[0xb8, 0x22, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xf7];
+/// `kill(getpid(), SIGSYS)`, as a seccomp kill would end it.
+const KILL_SIGSYS: &[u8] = &[
+    0xb8, 0x27, 0x00, 0x00, 0x00, 0x0f, 0x05, // getpid
+    0x89, 0xc7, // mov edi, eax
+    0xbe, 0x1f, 0x00, 0x00, 0x00, // mov esi, 31
+    0xb8, 0x3e, 0x00, 0x00, 0x00, 0x0f, 0x05, // kill
+    0xeb, 0xfe, // jmp .
+];
+
+/// postcard of `EnclaveMessage::Ready { secret_memory: false }`.
+const READY: &[u8] = &[0x00, 0x00];
+
+/// Reports `Ready`, then waits to be killed.
+pub fn ready_then_wait() -> Vec<u8> {
+    say_then(READY, PAUSE_LOOP)
+}
+
+/// Reports `Ready`, then dies of SIGSYS.
+pub fn ready_then_sigsys() -> Vec<u8> {
+    say_then(READY, KILL_SIGSYS)
+}
+
+/// Reports `Failed { reason: "no" }` instead of `Ready`.
+pub fn refuses() -> Vec<u8> {
+    say_then(&[0x01, 0x02, b'n', b'o'], PAUSE_LOOP)
+}
+
+pub fn config(heap_size: u64, debug: bool) -> EnclaveConfig {
+    EnclaveConfig {
+        isv_prod_id: 7,
+        isv_svn: 2,
+        heap_size,
+        stack_size: 64 * 1024,
+        tcs_count: 2,
+        debug,
+        isv_family_id: None,
+        isv_ext_prod_id: None,
+        max_call_size: 8192,
+    }
+}
+
+pub fn bundle(key: &SigningKey, config: &EnclaveConfig, code: &[u8]) -> Bundle {
+    let date = SigstructDate::from_ymd(2026, 1, 1).unwrap();
+    Bundle::sign(key, config, elf(code), date).unwrap()
+}
+
+/// Writes `bytes` to a file in `dir`.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// A daemon serving on a temporary socket for the rest of the test process.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+}
+
+static UID_BASE: AtomicU32 = AtomicU32::new(3_000_000);
+
+pub fn start(vm_size: &str, policy: LaunchPolicy, ready_timeout: Duration) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("platform.sock");
+    let mut config = PlatformConfig::new(
+        VmSize::from_name(vm_size).unwrap(),
+        socket.clone(),
+        dir.path().join("state"),
+    );
+    config.policy = policy;
+    config.ready_timeout = ready_timeout;
+    config.uid_base = UID_BASE.fetch_add(10_000, Ordering::SeqCst);
+    let platform = Platform::bind(config).unwrap();
+    std::thread::spawn(move || platform.serve());
+    Daemon { dir, socket }
+}
+
+/// One client connection.
+pub struct Client {
+    pub sock: OwnedFd,
+}
+
+impl Client {
+    pub fn connect(d: &Daemon) -> Client {
+        Client {
+            sock: coffer_platform::client::connect(&d.socket).unwrap(),
+        }
+    }
+
+    pub fn call(
+        &self,
+        req: &Request,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> (Response, Vec<OwnedFd>) {
+        coffer_platform::client::call(&self.sock, req, fds).unwrap()
+    }
+
+    /// Creates from bundle file `path`: the response and the channel descriptor, if any.
+    pub fn create(&self, path: &Path) -> (Response, Option<OwnedFd>) {
+        let file = std::fs::File::open(path).unwrap();
+        let (resp, mut fds) =
+            self.call(&Request::Create(CreateOptions::default()), &[file.as_fd()]);
+        (resp, fds.pop())
+    }
+
+    pub fn create_err(&self, path: &Path) -> PlatformError {
+        match self.create(path).0 {
+            Response::Error(e) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    pub fn status(&self) -> PlatformStatus {
+        match self.call(&Request::Status, &[]).0 {
+            Response::Status(s) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    pub fn destroy(&self, id: u64) -> Response {
+        self.call(&Request::Destroy { id }, &[]).0
+    }
+
+    /// Polls the status until `check` holds (5 s at most).
+    pub fn wait_for(&self, what: &str, check: impl Fn(&PlatformStatus) -> bool) -> PlatformStatus {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = self.status();
+            if check(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {s:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

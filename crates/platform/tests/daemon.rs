@@ -1,0 +1,368 @@
+//! The daemon end to end on real processes: hand-made static enclave programs, signed bundles,
+//! the client protocol over the daemon's socket.
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use coffer_channel::{Channel, ChannelLayout, EnclaveState};
+use coffer_platform::{LaunchPolicy, SignerAllowlist};
+use coffer_proto::client::{PlatformError, Request, Response};
+use common::*;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn created(resp: Response) -> coffer_proto::client::Created {
+    match resp {
+        Response::Created(c) => c,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+#[test]
+fn creates_lists_and_destroys_an_enclave_returning_its_epc() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let key = vector_key();
+    let cfg = config(4 * MIB, false);
+    let b = bundle(&key, &cfg, &ready_then_wait());
+    let path = write(d.dir.path(), "app.coffer", &b.to_bytes());
+    let verified = b.verify().unwrap();
+
+    let c = Client::connect(&d);
+    let before = c.status();
+    assert_eq!(before.vm_size, "Standard_DC2s_v2");
+    assert_eq!(before.epc_total, 56 * MIB);
+    assert_eq!(before.epc_used, 0);
+    assert!(!before.tcb_status.is_empty());
+
+    let (resp, fd) = c.create(&path);
+    let info = created(resp);
+    assert_eq!(info.mrenclave, verified.mrenclave());
+    assert_eq!(info.mrsigner, verified.mrsigner());
+    assert_eq!(info.epc_bytes, verified.epc_size());
+    assert_eq!((info.slot_count, info.slot_size), (2, 8192));
+    assert!(!info.debug);
+    let fd = fd.expect("the channel descriptor comes with Created");
+    let channel = Channel::open(fd.as_fd(), ChannelLayout::new(2, 8192).unwrap()).unwrap();
+    assert_eq!(channel.enclave_state(), Some(EnclaveState::Running));
+
+    let s = c.status();
+    assert_eq!(s.epc_used, info.epc_bytes);
+    let e = &s.enclaves[0];
+    assert_eq!(
+        (e.id, e.pid, e.state.as_str()),
+        (info.id, info.pid, "running")
+    );
+    assert_eq!(e.mrenclave, info.mrenclave);
+    assert_eq!(e.owner_uid, rustix::process::getuid().as_raw());
+    // The enclave runs under its own uid, not the daemon's.
+    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", info.pid)).unwrap();
+    let uid_line = proc_status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    if rustix::process::geteuid().is_root() {
+        assert!(
+            !uid_line.split_whitespace().skip(1).any(|u| u == "0"),
+            "{uid_line}"
+        );
+    }
+
+    assert_eq!(c.destroy(info.id), Response::Destroyed { id: info.id });
+    assert_eq!(channel.enclave_state(), Some(EnclaveState::Destroyed));
+    let s = c.status();
+    assert_eq!((s.epc_used, s.enclaves.len()), (0, 0));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", info.pid)).exists()
+            || std::fs::read_to_string(format!("/proc/{}/stat", info.pid))
+                .is_ok_and(|st| st.contains(") Z ")),
+        "the enclave process must be gone"
+    );
+    assert_eq!(
+        c.destroy(info.id),
+        Response::Error(PlatformError::NoSuchEnclave(info.id))
+    );
+}
+
+#[test]
+fn refuses_an_enclave_that_does_not_fit_and_admits_it_after_a_destroy() {
+    let d = start("Standard_DC1s_v2", LaunchPolicy::default(), TIMEOUT);
+    let key = vector_key();
+    let b = bundle(&key, &config(20 * MIB, false), &ready_then_wait());
+    let path = write(d.dir.path(), "big.coffer", &b.to_bytes());
+    let asked = b.verify().unwrap().epc_size();
+
+    let c = Client::connect(&d);
+    let first = created(c.create(&path).0);
+    match c.create_err(&path) {
+        PlatformError::EpcExhausted {
+            asked: a,
+            free,
+            total,
+            vm_size,
+        } => {
+            assert_eq!(a, asked);
+            assert_eq!(free, 28 * MIB - asked);
+            assert_eq!(total, 28 * MIB);
+            assert_eq!(vm_size, "Standard_DC1s_v2");
+        }
+        other => panic!("{other:?}"),
+    }
+    let s = c.status();
+    assert_eq!(
+        (s.enclaves.len(), s.epc_used),
+        (1, asked),
+        "no partial enclave"
+    );
+    assert_eq!(c.destroy(first.id), Response::Destroyed { id: first.id });
+    let second = created(c.create(&path).0);
+    assert_ne!(second.id, first.id);
+    assert_eq!(c.status().epc_used, asked);
+}
+
+#[test]
+fn rejects_a_bundle_with_one_code_byte_changed_naming_both_measurements() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let key = vector_key();
+    let cfg = config(MIB, false);
+    let b = bundle(&key, &cfg, &ready_then_wait());
+    let mut bytes = b.to_bytes();
+    let code_at = bytes.len() - b.image().len() + 64 + 2 * 56;
+    bytes[code_at + 1] ^= 0x01; // mov edi, 3 becomes mov edi, 2
+    let mut image = b.image().to_vec();
+    image[64 + 2 * 56 + 1] ^= 0x01;
+    let actual = coffer_sign::measure_enclave(&image, &cfg)
+        .unwrap()
+        .mrenclave;
+    let path = write(d.dir.path(), "changed.coffer", &bytes);
+
+    let err = Client::connect(&d).create_err(&path);
+    assert_eq!(
+        err,
+        PlatformError::MeasurementMismatch {
+            expected: hex::encode(b.sigstruct().enclavehash),
+            actual: hex::encode(actual),
+        }
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("measurement mismatch"), "{msg}");
+}
+
+#[test]
+fn rejects_a_bundle_with_a_broken_signature() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let b = bundle(&vector_key(), &config(MIB, false), &ready_then_wait());
+    let mut bytes = b.to_bytes();
+    bytes[32 + 128 + 10] ^= 0xff; // inside the SIGSTRUCT's modulus
+    let path = write(d.dir.path(), "forged.coffer", &bytes);
+    let err = Client::connect(&d).create_err(&path);
+    assert!(matches!(err, PlatformError::BadSignature(_)), "{err:?}");
+}
+
+#[test]
+fn rejects_a_debug_enclave_without_allow_debug_and_accepts_it_with() {
+    let key = vector_key();
+    let b = bundle(&key, &config(MIB, true), &ready_then_wait());
+
+    let strict = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let path = write(strict.dir.path(), "debug.coffer", &b.to_bytes());
+    assert_eq!(
+        Client::connect(&strict).create_err(&path),
+        PlatformError::DebugNotAllowed
+    );
+    assert_eq!(Client::connect(&strict).status().epc_used, 0);
+
+    let dev = start(
+        "Standard_DC2s_v2",
+        LaunchPolicy {
+            allow_debug: true,
+            signer_allowlist: None,
+        },
+        TIMEOUT,
+    );
+    let c = Client::connect(&dev);
+    let info = created(c.create(&path).0);
+    assert!(info.debug);
+    assert!(c.status().enclaves[0].debug);
+}
+
+#[test]
+fn rejects_a_signer_not_on_the_allowlist_and_accepts_one_on_it() {
+    let key = vector_key();
+    let mrsigner = hex::encode(key.verifying_key().mrsigner());
+    let b = bundle(&key, &config(MIB, false), &ready_then_wait());
+
+    let other = SignerAllowlist::parse(&format!("{}\n", "ab".repeat(32))).unwrap();
+    let d = start(
+        "Standard_DC2s_v2",
+        LaunchPolicy {
+            allow_debug: false,
+            signer_allowlist: Some(other),
+        },
+        TIMEOUT,
+    );
+    let path = write(d.dir.path(), "app.coffer", &b.to_bytes());
+    assert_eq!(
+        Client::connect(&d).create_err(&path),
+        PlatformError::SignerNotAllowed {
+            mrsigner: mrsigner.clone()
+        }
+    );
+
+    let listed = SignerAllowlist::parse(&format!("# ours\n{mrsigner}\n")).unwrap();
+    let d = start(
+        "Standard_DC2s_v2",
+        LaunchPolicy {
+            allow_debug: false,
+            signer_allowlist: Some(listed),
+        },
+        TIMEOUT,
+    );
+    let path = write(d.dir.path(), "app.coffer", &b.to_bytes());
+    created(Client::connect(&d).create(&path).0);
+}
+
+#[test]
+fn reports_an_enclave_that_exits_before_it_is_ready() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let b = bundle(&vector_key(), &config(MIB, false), EXIT_3);
+    let path = write(d.dir.path(), "exit.coffer", &b.to_bytes());
+    let c = Client::connect(&d);
+    match c.create_err(&path) {
+        PlatformError::LaunchFailed(m) => assert!(m.contains("exited with status 3"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let s = c.status();
+    assert_eq!((s.epc_used, s.enclaves.len()), (0, 0));
+}
+
+#[test]
+fn reports_an_enclave_that_refuses_to_start() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let b = bundle(&vector_key(), &config(MIB, false), &refuses());
+    let path = write(d.dir.path(), "refuses.coffer", &b.to_bytes());
+    let c = Client::connect(&d);
+    assert_eq!(
+        c.create_err(&path),
+        PlatformError::LaunchFailed("the enclave refused to start: no".into())
+    );
+    assert_eq!(c.status().epc_used, 0);
+}
+
+#[test]
+fn gives_up_on_an_enclave_that_never_reports_ready() {
+    let d = start(
+        "Standard_DC2s_v2",
+        LaunchPolicy::default(),
+        Duration::from_millis(300),
+    );
+    let b = bundle(&vector_key(), &config(MIB, false), SPIN);
+    let path = write(d.dir.path(), "spin.coffer", &b.to_bytes());
+    let c = Client::connect(&d);
+    match c.create_err(&path) {
+        PlatformError::LaunchFailed(m) => assert!(m.contains("did not report ready"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.status().epc_used, 0);
+}
+
+#[test]
+fn marks_an_enclave_killed_by_sigsys_lost_as_a_sandbox_violation_and_keeps_serving() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let key = vector_key();
+    let bad = bundle(&key, &config(MIB, false), &ready_then_sigsys());
+    let good = bundle(&key, &config(MIB, false), &ready_then_wait());
+    let bad_path = write(d.dir.path(), "bad.coffer", &bad.to_bytes());
+    let good_path = write(d.dir.path(), "good.coffer", &good.to_bytes());
+    let c = Client::connect(&d);
+
+    let (resp, fd) = c.create(&bad_path);
+    let info = created(resp);
+    let fd = fd.unwrap();
+    let channel = Channel::open(fd.as_fd(), ChannelLayout::new(2, 8192).unwrap()).unwrap();
+    let s = c.wait_for("the enclave to be lost", |s| {
+        s.enclaves.first().is_some_and(|e| e.state == "lost")
+    });
+    assert_eq!(
+        s.enclaves[0].lost_reason.as_deref(),
+        Some("sandbox violation: the enclave made a forbidden system call (killed by seccomp)")
+    );
+    assert_eq!(s.epc_used, 0, "a lost enclave's EPC is free again");
+    assert_eq!(channel.enclave_state(), Some(EnclaveState::Lost));
+    match channel.claim(false) {
+        Err(coffer_channel::CallError::EnclaveLost { reason, .. }) => {
+            assert!(reason.starts_with("sandbox violation"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The daemon keeps serving: another enclave starts, and the lost one can be destroyed.
+    created(c.create(&good_path).0);
+    assert_eq!(c.destroy(info.id), Response::Destroyed { id: info.id });
+    assert_eq!(c.status().enclaves.len(), 1);
+}
+
+#[test]
+fn destroys_a_tracer_attached_enclave() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let b = bundle(&vector_key(), &config(MIB, false), &ready_then_wait());
+    let path = write(d.dir.path(), "app.coffer", &b.to_bytes());
+    let c = Client::connect(&d);
+    let info = created(c.create(&path).0);
+    let tracer = std::process::Command::new("strace")
+        .args(["-o", "/dev/null", "-p", &info.pid.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut tracer) = tracer else {
+        eprintln!("strace is not installed; skipping the tracer test");
+        return;
+    };
+    let s = c.wait_for("the traced enclave to be lost", |s| {
+        s.enclaves.first().is_some_and(|e| e.state == "lost") && s.epc_used == 0
+    });
+    let reason = s.enclaves[0].lost_reason.clone().unwrap();
+    assert_eq!(reason, format!("tracer attached (pid {})", tracer.id()));
+    let _ = tracer.kill();
+    let _ = tracer.wait();
+}
+
+#[test]
+fn destroys_the_enclaves_of_a_closed_connection() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let b = bundle(&vector_key(), &config(MIB, false), &ready_then_wait());
+    let path = write(d.dir.path(), "app.coffer", &b.to_bytes());
+    let owner = Client::connect(&d);
+    let info = created(owner.create(&path).0);
+    let observer = Client::connect(&d);
+    assert_eq!(observer.status().enclaves.len(), 1);
+    drop(owner);
+    observer.wait_for("the enclave to go with its connection", |s| {
+        s.enclaves.is_empty() && s.epc_used == 0
+    });
+    let _ = info;
+}
+
+#[test]
+fn refuses_malformed_create_requests() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let c = Client::connect(&d);
+    let create = Request::Create(Default::default());
+    match c.call(&create, &[]).0 {
+        Response::Error(PlatformError::BadRequest(m)) => assert!(m.contains("exactly one"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let (r, _w) = rustix::pipe::pipe().unwrap();
+    match c.call(&create, &[r.as_fd()]).0 {
+        Response::Error(PlatformError::BadBundle(m)) => assert!(m.contains("regular file"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let junk = write(d.dir.path(), "junk.coffer", b"not a bundle");
+    assert!(matches!(c.create_err(&junk), PlatformError::BadBundle(_)));
+    rustix::net::send(&c.sock, &[0xff; 9], rustix::net::SendFlags::empty()).unwrap();
+    match coffer_proto::recv::<Response>(c.sock.as_fd()).unwrap().0 {
+        Response::Error(PlatformError::BadRequest(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    // The connection still works.
+    assert_eq!(c.status().epc_used, 0);
+}
