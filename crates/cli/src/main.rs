@@ -39,6 +39,9 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Build an enclave package statically and sign it into a .coffer bundle.
     Build(cmd::build::Args),
+    /// Run the node's platform daemon, or show what it runs.
+    #[command(subcommand)]
+    Platform(cmd::platform::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Sign(a) => cmd::sign::run(a).map_err(util::boxed),
         Command::Inspect(a) => cmd::inspect::run(a).map_err(util::boxed),
         Command::Build(a) => cmd::build::run(a).map_err(util::boxed),
+        Command::Platform(c) => cmd::platform::run(c).map_err(util::boxed),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

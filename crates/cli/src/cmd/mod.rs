@@ -4,6 +4,7 @@ pub mod build;
 pub mod inspect;
 pub mod keygen;
 pub mod measure;
+pub mod platform;
 pub mod quote;
 pub mod sign;
 pub mod sigstruct;
