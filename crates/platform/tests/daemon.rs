@@ -66,6 +66,16 @@ fn creates_lists_and_destroys_an_enclave_returning_its_epc() {
         );
     }
 
+    // It runs from a sealed memfd: no one can change its code after measurement.
+    let exe = std::fs::File::open(format!("/proc/{}/exe", info.pid)).unwrap();
+    let seals = rustix::fs::fcntl_get_seals(&exe).unwrap();
+    use rustix::fs::SealFlags;
+    assert!(
+        seals.contains(SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL),
+        "{seals:?}"
+    );
+    drop(exe);
+
     assert_eq!(c.destroy(info.id), Response::Destroyed { id: info.id });
     assert_eq!(channel.enclave_state(), Some(EnclaveState::Destroyed));
     let s = c.status();
@@ -365,4 +375,64 @@ fn refuses_malformed_create_requests() {
     }
     // The connection still works.
     assert_eq!(c.status().epc_used, 0);
+}
+
+/// Run as another user by `rejects_a_destroy_from_another_users_connection`; does nothing
+/// when run directly.
+#[test]
+#[ignore = "a helper process of another test"]
+fn helper_destroy_as_another_user() {
+    let (Ok(socket), Ok(id)) = (
+        std::env::var("COFFER_TEST_SOCKET"),
+        std::env::var("COFFER_TEST_ID"),
+    ) else {
+        return;
+    };
+    let id: u64 = id.parse().unwrap();
+    let sock = coffer_platform::client::connect(socket.as_ref()).unwrap();
+    let (resp, _) = coffer_platform::client::call(&sock, &Request::Destroy { id }, &[]).unwrap();
+    match resp {
+        Response::Error(PlatformError::PermissionDenied(m)) => println!("denied: {m}"),
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+    let (resp, _) = coffer_platform::client::call(&sock, &Request::Status, &[]).unwrap();
+    assert!(matches!(resp, Response::Status(_)), "{resp:?}");
+}
+
+#[test]
+fn rejects_a_destroy_from_another_users_connection() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("needs root to run a client as another user; skipped");
+        return;
+    }
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let b = bundle(&vector_key(), &config(MIB, false), &ready_then_wait());
+    let path = write(d.dir.path(), "app.coffer", &b.to_bytes());
+    let c = Client::connect(&d);
+    let info = created(c.create(&path).0);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_destroy_as_another_user",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("COFFER_TEST_SOCKET", &d.socket)
+        .env("COFFER_TEST_ID", info.id.to_string())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("denied: enclave"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = c.status();
+    assert_eq!(s.enclaves[0].state, "running");
+    assert_eq!(c.destroy(info.id), Response::Destroyed { id: info.id });
 }
