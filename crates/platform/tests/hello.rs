@@ -1,0 +1,323 @@
+//! The daemon with the real enclave runtime: the `hello` example's enclave, built statically
+//! (once per run, into `target/enclave-tests` so the outer cargo's lock is not needed), signed
+//! with the vectors' key, and driven through `coffer-host`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use coffer_host::{EcallError, HostError, Platform, PlatformError};
+use coffer_platform::{LaunchPolicy, SignerAllowlist};
+use coffer_sign::{Bundle, EnclaveConfig};
+use common::*;
+
+/// hello-common's call ids.
+const PROBE: u32 = 1;
+const TRY_OPEN: u32 = 2;
+const ECHO: u32 = 3;
+const OCALL_ECHO: u32 = 1;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The statically linked hello enclave ELF, built on first use.
+fn hello_elf() -> &'static [u8] {
+    static ELF: OnceLock<Vec<u8>> = OnceLock::new();
+    ELF.get_or_init(|| {
+        let ws = workspace();
+        let target_dir = ws.join("target/enclave-tests");
+        let status = std::process::Command::new(env!("CARGO"))
+            .current_dir(&ws)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "hello-enclave",
+                "--target",
+                "x86_64-unknown-linux-gnu",
+                "--target-dir",
+            ])
+            .arg(&target_dir)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("running cargo to build hello-enclave");
+        assert!(status.success(), "building hello-enclave failed");
+        std::fs::read(target_dir.join("x86_64-unknown-linux-gnu/release/hello-enclave"))
+            .expect("reading the hello-enclave binary")
+    })
+}
+
+fn hello_config(file: &str) -> EnclaveConfig {
+    let text = std::fs::read_to_string(workspace().join("examples/hello").join(file)).unwrap();
+    EnclaveConfig::from_toml(&text).unwrap()
+}
+
+fn hello_bundle(config: &EnclaveConfig) -> Bundle {
+    let date = coffer_abi::SigstructDate::from_ymd(2026, 1, 1).unwrap();
+    Bundle::sign(&vector_key(), config, hello_elf().to_vec(), date).unwrap()
+}
+
+fn write_bundle(d: &Daemon, name: &str, b: &Bundle) -> PathBuf {
+    write(d.dir.path(), name, &b.to_bytes())
+}
+
+fn refusal(r: Result<coffer_host::Enclave, HostError>) -> PlatformError {
+    match r {
+        Err(HostError::Refused(e)) => e,
+        Err(other) => panic!("expected a refusal, got {other}"),
+        Ok(e) => panic!("expected a refusal, got enclave {}", e.id()),
+    }
+}
+
+fn echo(enclave: &coffer_host::Enclave, text: &[u8]) -> Result<Vec<u8>, EcallError> {
+    enclave.ecall_with(ECHO, text, &mut |id, input| {
+        assert_eq!(id, OCALL_ECHO);
+        Ok([b"host saw: ".as_slice(), input].concat())
+    })
+}
+
+#[test]
+fn runs_hello_with_ecalls_and_ocalls_then_destroys_it() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let b = hello_bundle(&hello_config("enclave.toml"));
+    let path = write_bundle(&d, "hello.coffer", &b);
+    let verified = b.verify().unwrap();
+
+    let platform = Platform::connect(&d.socket).unwrap();
+    let enclave = platform.create_enclave(&path).unwrap();
+    assert_eq!(enclave.mrenclave(), verified.mrenclave());
+    assert!(!enclave.debug());
+    assert_eq!(echo(&enclave, b"hi").unwrap(), b"host saw: hi");
+    enclave.ecall(PROBE, &[1, 2, 3]).unwrap();
+
+    let s = platform.status().unwrap();
+    assert_eq!(s.epc_used, verified.epc_size());
+    let e = &s.enclaves[0];
+    assert_eq!(
+        (e.id, e.pid, e.state.as_str()),
+        (enclave.id(), enclave.pid(), "running")
+    );
+
+    let pid = enclave.pid();
+    enclave.destroy().unwrap();
+    let s = platform.status().unwrap();
+    assert_eq!((s.epc_used, s.enclaves.len()), (0, 0));
+    assert!(
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| st.contains(") Z ")),
+        "the enclave process must be gone"
+    );
+}
+
+#[test]
+fn loses_hello_on_a_sandbox_violation_and_keeps_serving_the_others() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let path = write_bundle(
+        &d,
+        "hello.coffer",
+        &hello_bundle(&hello_config("enclave.toml")),
+    );
+    let platform = Platform::connect(&d.socket).unwrap();
+    let victim = platform.create_enclave(&path).unwrap();
+    let bystander = platform.create_enclave(&path).unwrap();
+
+    let err = victim.ecall(TRY_OPEN, b"/etc/hostname").unwrap_err();
+    match &err {
+        EcallError::EnclaveLost { reason } => assert_eq!(
+            reason,
+            "sandbox violation: the enclave made a forbidden system call (killed by seccomp)"
+        ),
+        other => panic!("expected EnclaveLost, got {other:?}"),
+    }
+    // Every later call fails the same way.
+    assert!(matches!(
+        echo(&victim, b"x"),
+        Err(EcallError::EnclaveLost { .. })
+    ));
+
+    let c = Client::connect(&d);
+    let s = c.wait_for("the victim's EPC to be free", |s| {
+        s.enclaves
+            .iter()
+            .any(|e| e.id == victim.id() && e.state == "lost")
+            && s.epc_used
+                == s.enclaves
+                    .iter()
+                    .find(|e| e.id == bystander.id())
+                    .unwrap()
+                    .epc_bytes
+    });
+    assert_eq!(s.enclaves.len(), 2);
+    assert_eq!(
+        echo(&bystander, b"still here").unwrap(),
+        b"host saw: still here"
+    );
+    let again = platform.create_enclave(&path).unwrap();
+    assert_eq!(echo(&again, b"new").unwrap(), b"host saw: new");
+}
+
+#[test]
+fn refuses_a_second_hello_that_does_not_fit_until_the_first_is_destroyed() {
+    let d = start("Standard_DC1s_v2", LaunchPolicy::default(), TIMEOUT);
+    let mut config = hello_config("enclave.toml");
+    config.heap_size = 16 * MIB;
+    let b = hello_bundle(&config);
+    let asked = b.verify().unwrap().epc_size();
+    let path = write_bundle(&d, "big.coffer", &b);
+    let platform = Platform::connect(&d.socket).unwrap();
+
+    let first = platform.create_enclave(&path).unwrap();
+    assert_eq!(echo(&first, b"1").unwrap(), b"host saw: 1");
+    let err = refusal(platform.create_enclave(&path));
+    assert_eq!(
+        err,
+        PlatformError::EpcExhausted {
+            asked,
+            free: 28 * MIB - asked,
+            total: 28 * MIB,
+            vm_size: "Standard_DC1s_v2".into()
+        }
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Standard_DC1s_v2") && msg.contains(&asked.to_string()),
+        "{msg}"
+    );
+    first.destroy().unwrap();
+    let second = platform.create_enclave(&path).unwrap();
+    assert_eq!(echo(&second, b"2").unwrap(), b"host saw: 2");
+}
+
+/// The offset in the ELF file of a byte in the middle of its first executable load segment.
+fn code_byte(elf: &[u8]) -> usize {
+    let u16_at = |o: usize| usize::from(u16::from_le_bytes([elf[o], elf[o + 1]]));
+    let u64_at =
+        |o: usize| usize::try_from(u64::from_le_bytes(elf[o..o + 8].try_into().unwrap())).unwrap();
+    let (phoff, phnum) = (u64_at(32), u16_at(56));
+    (0..phnum)
+        .map(|i| phoff + 56 * i)
+        .find(|&ph| {
+            u32::from_le_bytes(elf[ph..ph + 4].try_into().unwrap()) == 1 && elf[ph + 4] & 1 == 1
+        })
+        .map(|ph| u64_at(ph + 8) + u64_at(ph + 32) / 2)
+        .expect("an executable PT_LOAD segment")
+}
+
+#[test]
+fn rejects_hello_with_one_code_byte_changed() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let config = hello_config("enclave.toml");
+    let b = hello_bundle(&config);
+    let at = code_byte(b.image());
+    let mut image = b.image().to_vec();
+    image[at] ^= 0x01;
+    let actual = coffer_sign::measure_enclave(&image, &config)
+        .unwrap()
+        .mrenclave;
+    let mut bytes = b.to_bytes();
+    let image_start = bytes.len() - image.len();
+    bytes[image_start + at] ^= 0x01;
+    let path = write(d.dir.path(), "changed.coffer", &bytes);
+
+    let platform = Platform::connect(&d.socket).unwrap();
+    let err = refusal(platform.create_enclave(&path));
+    assert_eq!(
+        err,
+        PlatformError::MeasurementMismatch {
+            expected: hex::encode(b.sigstruct().enclavehash),
+            actual: hex::encode(actual),
+        }
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&hex::encode(b.sigstruct().enclavehash)) && msg.contains(&hex::encode(actual)),
+        "{msg}"
+    );
+}
+
+#[test]
+fn rejects_debug_hello_without_allow_debug() {
+    let b = hello_bundle(&hello_config("enclave-debug.toml"));
+    let strict = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let path = write_bundle(&strict, "debug.coffer", &b);
+    let platform = Platform::connect(&strict.socket).unwrap();
+    assert_eq!(
+        refusal(platform.create_enclave(&path)),
+        PlatformError::DebugNotAllowed
+    );
+
+    let dev = start(
+        "Standard_DC2s_v2",
+        LaunchPolicy {
+            allow_debug: true,
+            signer_allowlist: None,
+        },
+        TIMEOUT,
+    );
+    let platform = Platform::connect(&dev.socket).unwrap();
+    let enclave = platform.create_enclave(&path).unwrap();
+    assert!(enclave.debug());
+    assert_eq!(echo(&enclave, b"dbg").unwrap(), b"host saw: dbg");
+}
+
+#[test]
+fn rejects_hello_from_a_signer_not_on_the_allowlist() {
+    let b = hello_bundle(&hello_config("enclave.toml"));
+    let d = start(
+        "Standard_DC2s_v2",
+        LaunchPolicy {
+            allow_debug: false,
+            signer_allowlist: Some(SignerAllowlist::parse(&"cd".repeat(32)).unwrap()),
+        },
+        TIMEOUT,
+    );
+    let path = write_bundle(&d, "hello.coffer", &b);
+    let platform = Platform::connect(&d.socket).unwrap();
+    assert_eq!(
+        refusal(platform.create_enclave(&path)),
+        PlatformError::SignerNotAllowed {
+            mrsigner: hex::encode(vector_key().verifying_key().mrsigner())
+        }
+    );
+}
+
+#[test]
+fn loses_a_traced_hello_enclave() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let path = write_bundle(
+        &d,
+        "hello.coffer",
+        &hello_bundle(&hello_config("enclave.toml")),
+    );
+    let platform = Platform::connect(&d.socket).unwrap();
+    let enclave = platform.create_enclave(&path).unwrap();
+    let Ok(mut tracer) = std::process::Command::new("strace")
+        .args(["-f", "-o", "/dev/null", "-p", &enclave.pid().to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        eprintln!("strace is not installed; skipped");
+        return;
+    };
+    let c = Client::connect(&d);
+    let s = c.wait_for("the traced enclave to be lost", |s| {
+        s.enclaves.first().is_some_and(|e| e.state == "lost") && s.epc_used == 0
+    });
+    let reason = s.enclaves[0].lost_reason.clone().unwrap();
+    assert!(reason.starts_with("tracer attached (pid "), "{reason}");
+    assert!(matches!(
+        echo(&enclave, b"x"),
+        Err(EcallError::EnclaveLost { .. })
+    ));
+    let _ = tracer.kill();
+    let _ = tracer.wait();
+}
