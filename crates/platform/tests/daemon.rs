@@ -93,6 +93,102 @@ fn creates_lists_and_destroys_an_enclave_returning_its_epc() {
 }
 
 #[test]
+fn serves_egetkey_and_ereport_with_the_identity_the_daemon_holds() {
+    use coffer_abi::keyrequest::{KeyName, KeyPolicy, Keyrequest};
+    use coffer_abi::report::Report;
+    use coffer_abi::targetinfo::Targetinfo;
+    use coffer_abi::{Codec, ReportBody};
+    use coffer_proto::enclave::{DaemonReply, EnclaveMessage};
+
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let keyrequest = Keyrequest {
+        keyname: KeyName::SEAL_KEY,
+        keypolicy: KeyPolicy::MRENCLAVE,
+        ..Keyrequest::default()
+    };
+    let target = ReportBody {
+        mrenclave: [0x77; 32],
+        ..ReportBody::default()
+    };
+    let egetkey = postcard::to_stdvec(&EnclaveMessage::Egetkey {
+        keyrequest: keyrequest.to_bytes(),
+    })
+    .unwrap();
+    let ereport = postcard::to_stdvec(&EnclaveMessage::Ereport {
+        targetinfo: Targetinfo::from_report_body(&target).to_bytes(),
+        reportdata: vec![0x42; 64],
+    })
+    .unwrap();
+    let code = program(
+        &[
+            Step::Receive,
+            Step::Send(READY),
+            Step::Send(&egetkey),
+            Step::Receive,
+            Step::Forward,
+            Step::Send(&ereport),
+            Step::Receive,
+            Step::Forward,
+        ],
+        PAUSE_LOOP,
+    );
+    let b = bundle(&vector_key(), &config(MIB, false), &code);
+    let verified = b.verify().unwrap();
+    let path = write(d.dir.path(), "cpu.coffer", &b.to_bytes());
+    let c = Client::connect(&d);
+    let (resp, fd) = c.create(&path);
+    created(resp);
+    let fd = fd.unwrap();
+
+    // The enclave copies both replies to the start of the channel memfd.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (key, report) = loop {
+        let mut buf = vec![0u8; 1024];
+        let n = rustix::io::pread(&fd, &mut buf, 0).unwrap();
+        let replies = postcard::take_from_bytes::<DaemonReply>(&buf[..n]).and_then(|(a, rest)| {
+            postcard::take_from_bytes::<DaemonReply>(rest).map(|(b, _)| (a, b))
+        });
+        if let Ok((DaemonReply::Key(k), DaemonReply::Report(r))) = replies {
+            break (k, r);
+        }
+        assert!(std::time::Instant::now() < deadline, "no replies yet");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    // What the CPU computes from the platform's root key (in the state directory) and the
+    // identity the daemon derived from the verified bundle.
+    let state = d.dir.path().join("state");
+    let root: [u8; 16] = std::fs::read(state.join("root.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let hex16 = |name: &str| -> [u8; 16] {
+        let text = std::fs::read_to_string(state.join(name)).unwrap();
+        hex::decode(text.trim()).unwrap().try_into().unwrap()
+    };
+    let cpusvn = hex16("cpusvn");
+    let platform = coffer_cpu::PlatformRoot::new(root, hex16("owner-epoch"), cpusvn);
+    let identity = coffer_platform::admit::identity(&verified, cpusvn);
+    assert_eq!(identity.mrenclave, verified.mrenclave());
+    let expected = platform.egetkey(&identity, &keyrequest).unwrap();
+    assert_eq!(key, expected.to_vec());
+
+    let report = Report::from_bytes(&report).unwrap();
+    assert_eq!(report.body.mrenclave, verified.mrenclave());
+    assert_eq!(report.body.mrsigner, verified.mrsigner());
+    assert_eq!(report.body.reportdata, [0x42; 64]);
+    assert_eq!(report.body.cpusvn, cpusvn);
+    assert!(
+        report
+            .body
+            .attributes
+            .flags
+            .contains(coffer_abi::AttributesFlags::INIT)
+    );
+    coffer_cpu::verify_report(&platform, &target, &report).unwrap();
+}
+
+#[test]
 fn refuses_an_enclave_that_does_not_fit_and_admits_it_after_a_destroy() {
     let d = start("Standard_DC1s_v2", LaunchPolicy::default(), TIMEOUT);
     let key = vector_key();

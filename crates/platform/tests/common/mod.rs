@@ -84,32 +84,62 @@ pub const EXIT_3: &[u8] = &[
 /// Never answers.
 pub const SPIN: &[u8] = &[0xeb, 0xfe]; // jmp .
 
-/// `read(3, stack, 4096)` (the daemon's `Boot`), then `write(3, MSG, len)`, then `AFTER`, where
-/// MSG is a postcard-encoded `EnclaveMessage`.
-fn say_then(msg: &[u8], after: &[u8]) -> Vec<u8> {
-    let mut code = vec![
-        0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00, // sub rsp, 4096
-        0xbf, 0x03, 0x00, 0x00, 0x00, // mov edi, 3
-        0x48, 0x89, 0xe6, // mov rsi, rsp
-        0xba, 0x00, 0x10, 0x00, 0x00, // mov edx, 4096
-        0x31, 0xc0, // xor eax, eax (read)
-        0x0f, 0x05, // syscall
-    ];
-    code.extend_from_slice(&[0xbf, 0x03, 0x00, 0x00, 0x00]); // mov edi, 3
-    let lea_at = code.len();
-    code.extend_from_slice(&[0x48, 0x8d, 0x35, 0, 0, 0, 0]); // lea rsi, [rip + msg]
-    code.push(0xba); // mov edx, len
-    code.extend_from_slice(&(msg.len() as u32).to_le_bytes());
-    code.extend_from_slice(&[0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05]); // write
+/// One step of a hand-made enclave program.
+pub enum Step<'a> {
+    /// `read(3, stack, 4096)`: take the daemon's next message (first of all `Boot`).
+    Receive,
+    /// `write(3, msg, len)`: send a postcard-encoded `EnclaveMessage`.
+    Send(&'a [u8]),
+    /// `write(4, stack, n)`: copy the last received message to the start of the channel memfd,
+    /// where a test can read it.
+    Forward,
+}
+
+/// Assembles `steps`, then `after`; messages are placed after the code.
+pub fn program(steps: &[Step<'_>], after: &[u8]) -> Vec<u8> {
+    let mut code = vec![0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00]; // sub rsp, 4096
+    let mut fixups = Vec::new();
+    for step in steps {
+        match step {
+            Step::Receive => code.extend_from_slice(&[
+                0xbf, 0x03, 0x00, 0x00, 0x00, // mov edi, 3
+                0x48, 0x89, 0xe6, // mov rsi, rsp
+                0xba, 0x00, 0x10, 0x00, 0x00, // mov edx, 4096
+                0x31, 0xc0, // xor eax, eax (read)
+                0x0f, 0x05, // syscall
+            ]),
+            Step::Send(msg) => {
+                code.extend_from_slice(&[0xbf, 0x03, 0x00, 0x00, 0x00]); // mov edi, 3
+                fixups.push((code.len(), *msg));
+                code.extend_from_slice(&[0x48, 0x8d, 0x35, 0, 0, 0, 0]); // lea rsi, [rip + msg]
+                code.push(0xba); // mov edx, len
+                code.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+                code.extend_from_slice(&[0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05]); // write
+            }
+            Step::Forward => code.extend_from_slice(&[
+                0x89, 0xc2, // mov edx, eax (the length read)
+                0xbf, 0x04, 0x00, 0x00, 0x00, // mov edi, 4
+                0x48, 0x89, 0xe6, // mov rsi, rsp
+                0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, // write
+            ]),
+        }
+    }
     code.extend_from_slice(after);
-    let rel = (code.len() - (lea_at + 7)) as u32;
-    code[lea_at + 3..lea_at + 7].copy_from_slice(&rel.to_le_bytes());
-    code.extend_from_slice(msg);
+    for (at, msg) in fixups {
+        let rel = (code.len() - (at + 7)) as u32;
+        code[at + 3..at + 7].copy_from_slice(&rel.to_le_bytes());
+        code.extend_from_slice(msg);
+    }
     code
 }
 
+/// Reads `Boot`, sends `msg`, then runs `after`.
+fn say_then(msg: &[u8], after: &[u8]) -> Vec<u8> {
+    program(&[Step::Receive, Step::Send(msg)], after)
+}
+
 /// `pause()` forever.
-const PAUSE_LOOP: &[u8] = &[0xb8, 0x22, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xf7];
+pub const PAUSE_LOOP: &[u8] = &[0xb8, 0x22, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xf7];
 /// `kill(getpid(), SIGSYS)`, as a seccomp kill would end it.
 const KILL_SIGSYS: &[u8] = &[
     0xb8, 0x27, 0x00, 0x00, 0x00, 0x0f, 0x05, // getpid
@@ -120,7 +150,7 @@ const KILL_SIGSYS: &[u8] = &[
 ];
 
 /// postcard of `EnclaveMessage::Ready { secret_memory: false }`.
-const READY: &[u8] = &[0x00, 0x00];
+pub const READY: &[u8] = &[0x00, 0x00];
 
 /// Reports `Ready`, then waits to be killed.
 pub fn ready_then_wait() -> Vec<u8> {
