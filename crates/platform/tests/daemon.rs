@@ -532,3 +532,76 @@ fn rejects_a_destroy_from_another_users_connection() {
     assert_eq!(s.enclaves[0].state, "running");
     assert_eq!(c.destroy(info.id), Response::Destroyed { id: info.id });
 }
+
+/// Run as another user by `keeps_enclaves_under_its_own_uid_when_not_root`: a daemon on
+/// `COFFER_TEST_SERVE`; does nothing when run directly.
+#[test]
+#[ignore = "a helper process of another test"]
+fn helper_serve_as_another_user() {
+    let Ok(dir) = std::env::var("COFFER_TEST_SERVE") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let config = coffer_platform::PlatformConfig::new(
+        coffer_platform::VmSize::from_name("Standard_DC2s_v2").unwrap(),
+        dir.join("platform.sock"),
+        dir.join("state"),
+    );
+    coffer_platform::Platform::bind(config)
+        .unwrap()
+        .serve()
+        .unwrap();
+}
+
+#[test]
+fn keeps_enclaves_under_its_own_uid_when_not_root() {
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("needs root to start a daemon as another user; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    let mut daemon = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_serve_as_another_user", "--ignored"])
+        .env("COFFER_TEST_SERVE", dir.path())
+        .uid(65534)
+        .gid(65534)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        socket: dir.path().join("platform.sock"),
+        dir,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let c = loop {
+        if let Ok(sock) = coffer_platform::client::connect(&d.socket) {
+            break Client { sock };
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let s = c.status();
+    assert!(
+        s.tcb_status.starts_with("ConfigurationNeeded") && s.tcb_status.contains("without root"),
+        "{}",
+        s.tcb_status
+    );
+    let b = bundle(&vector_key(), &config(MIB, false), &ready_then_wait());
+    let path = write(d.dir.path(), "app.coffer", &b.to_bytes());
+    let info = created(c.create(&path).0);
+    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", info.pid)).unwrap();
+    let uids = proc_status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uids.split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["65534"; 4],
+        "{uids}"
+    );
+    assert_eq!(c.destroy(info.id), Response::Destroyed { id: info.id });
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
