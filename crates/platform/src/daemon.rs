@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use coffer_boundary::Credentials;
@@ -42,6 +42,10 @@ use crate::wait::readable;
 pub const MAX_CLIENTS: usize = 256;
 /// The longest interface id a client may ask for (a SHA-256 is 32 bytes).
 pub const MAX_INTERFACE_ID: usize = 64;
+/// How many bundles are read and measured at once. A bundle may be a gigabyte: this bounds the
+/// memory and CPU that concurrent create requests can take before the EPC budget (which counts
+/// the image) takes over.
+pub const MAX_CONCURRENT_ADMISSIONS: usize = 2;
 /// How long a destroy waits for the killed process to end before returning its EPC anyway.
 const EXIT_WAIT: Duration = Duration::from_secs(10);
 
@@ -115,6 +119,46 @@ pub struct Shared {
     keep_ipc_lock: bool,
     clients: AtomicUsize,
     next_conn: AtomicU64,
+    admissions: Gate,
+}
+
+/// A counting gate: at most `limit` holders at once.
+#[derive(Debug)]
+struct Gate {
+    inside: Mutex<usize>,
+    freed: Condvar,
+    limit: usize,
+}
+
+/// A place in a [`Gate`], given back on drop.
+#[derive(Debug)]
+struct Pass<'a>(&'a Gate);
+
+impl Gate {
+    fn new(limit: usize) -> Self {
+        Gate {
+            inside: Mutex::new(0),
+            freed: Condvar::new(),
+            limit,
+        }
+    }
+
+    fn enter(&self) -> Pass<'_> {
+        let mut inside = self.inside.lock().unwrap_or_else(|e| e.into_inner());
+        while *inside >= self.limit {
+            inside = self.freed.wait(inside).unwrap_or_else(|e| e.into_inner());
+        }
+        *inside += 1;
+        Pass(self)
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        let mut inside = self.0.inside.lock().unwrap_or_else(|e| e.into_inner());
+        *inside = inside.saturating_sub(1);
+        self.0.freed.notify_one();
+    }
 }
 
 impl Shared {
@@ -182,6 +226,7 @@ impl Platform {
                 keep_ipc_lock,
                 clients: AtomicUsize::new(0),
                 next_conn: AtomicU64::new(1),
+                admissions: Gate::new(MAX_CONCURRENT_ADMISSIONS),
             }),
             listener,
         })
@@ -376,6 +421,7 @@ fn create(
             options.interface_id.len()
         )));
     }
+    let pass = shared.admissions.enter();
     let bytes = read_bundle(fds.remove(0))?;
     let admitted = admit(
         &bytes,
@@ -390,6 +436,7 @@ fn create(
         },
     )?;
     drop(bytes);
+    drop(pass);
     let b = &admitted.bundle;
     let config = b.config();
     let max_call_size = u32::try_from(config.max_call_size).map_err(|_| {
@@ -578,4 +625,37 @@ fn destroy(shared: &Shared, client: Client, id: u64) -> Result<(), PlatformError
     shared.table().remove(id);
     tracing::info!(id, by_uid = client.uid, "enclave destroyed");
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[test]
+    fn the_admission_gate_lets_in_at_most_its_limit() {
+        let gate = Arc::new(Gate::new(2));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (gate, inside, most) = (gate.clone(), inside.clone(), most.clone());
+                std::thread::spawn(move || {
+                    let _pass = gate.enter();
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(10));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&most), "{most} inside at once");
+        assert_eq!(*gate.inside.lock().unwrap(), 0);
+    }
 }
