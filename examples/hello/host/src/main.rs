@@ -1,0 +1,120 @@
+//! `hello`: the host side of the hello example.
+//!
+//! ```text
+//! hello --socket PATH --bundle hello.coffer --probe NONCE_HEX [--hold]
+//! hello --socket PATH --bundle hello.coffer --try-open PATH
+//! hello --socket PATH --bundle hello.coffer --echo TEXT
+//! ```
+//!
+//! Exit status: 0 on success, 1 on a usage or platform error, 3 when the enclave was lost.
+
+#![forbid(unsafe_code)]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Parser};
+use coffer_host::{EcallError, Enclave, Platform};
+use hello_common::{ecall, ocall};
+
+#[derive(Debug, Parser)]
+#[command(name = "hello", about = "Create the hello enclave and call into it")]
+#[command(group(ArgGroup::new("action").required(true).args(["probe", "try_open", "echo"])))]
+struct Args {
+    /// The platform daemon's socket.
+    #[arg(long)]
+    socket: PathBuf,
+    /// The signed hello enclave bundle.
+    #[arg(long)]
+    bundle: PathBuf,
+    /// Ask the enclave to compute SHA-256("coffer-probe" ‖ NONCE) and keep it inside.
+    #[arg(long, value_name = "NONCE_HEX", value_parser = parse_hex)]
+    probe: Option<Vec<u8>>,
+    /// After the probe, print the enclave's pid and wait until standard input closes.
+    #[arg(long, requires = "probe")]
+    hold: bool,
+    /// Ask the enclave to open PATH itself (its sandbox must stop it).
+    #[arg(long, value_name = "PATH")]
+    try_open: Option<String>,
+    /// Round-trip TEXT through an ECALL and an OCALL.
+    #[arg(long, value_name = "TEXT")]
+    echo: Option<String>,
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    hex::decode(s).map_err(|e| format!("not hex: {e}"))
+}
+
+enum Failure {
+    Lost(String),
+    Other(String),
+}
+
+impl From<EcallError> for Failure {
+    fn from(e: EcallError) -> Self {
+        match e {
+            EcallError::EnclaveLost { .. } => Failure::Lost(e.to_string()),
+            other => Failure::Other(other.to_string()),
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    let platform = Platform::connect(&args.socket).map_err(|e| Failure::Other(e.to_string()))?;
+    let enclave = platform
+        .create_enclave(&args.bundle)
+        .map_err(|e| Failure::Other(e.to_string()))?;
+    if let Some(nonce) = &args.probe {
+        enclave.ecall(ecall::PROBE, nonce)?;
+        println!("enclave pid: {}", enclave.pid());
+        if args.hold {
+            hold(&enclave)?;
+        }
+    } else if let Some(path) = &args.try_open {
+        enclave.ecall(ecall::TRY_OPEN, path.as_bytes())?;
+        // The sandbox must stop the enclave; reaching this line means it did not.
+        return Err(Failure::Other(format!(
+            "the enclave opened {path}: its sandbox did not stop it"
+        )));
+    } else if let Some(text) = &args.echo {
+        let out = enclave.ecall_with(ecall::ECHO, text.as_bytes(), &mut |id, data| {
+            if id == ocall::ECHO {
+                Ok(data.to_vec())
+            } else {
+                Err((coffer_host::Status::UnknownCall, Vec::new()))
+            }
+        })?;
+        println!("{}", String::from_utf8_lossy(&out));
+    }
+    Ok(())
+}
+
+/// Waits until standard input closes, keeping the enclave (and its secrets) alive.
+fn hold(_enclave: &Enclave) -> Result<(), Failure> {
+    let mut sink = [0u8; 256];
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        match stdin.read(&mut sink) {
+            Ok(0) => return Ok(()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Failure::Other(format!("reading standard input: {e}"))),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Lost(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::from(3)
+        }
+        Err(Failure::Other(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
