@@ -76,8 +76,15 @@ pub enum ConfigError {
     #[error("enclave configuration is not UTF-8 text")]
     NotUtf8,
     /// TOML syntax, a missing or unknown field, or a value of the wrong type or range.
-    #[error("enclave configuration: {0}")]
-    Syntax(#[source] Box<toml::de::Error>),
+    #[error("enclave configuration, line {line} column {column}{}: {message}",
+        .key.as_ref().map(|k| format!(" ({k})")).unwrap_or_default())]
+    Syntax {
+        line: usize,
+        column: usize,
+        /// The key on that line, if the line has one.
+        key: Option<String>,
+        message: String,
+    },
     /// A size is zero.
     #[error("enclave configuration: {field} is 0; it must be at least one page (4096 bytes)")]
     Zero { field: &'static str },
@@ -119,6 +126,34 @@ struct Toml {
     max_call_size: Option<u64>,
 }
 
+/// A TOML error on one line: its message and where it starts.
+fn syntax(text: &str, e: &toml::de::Error) -> ConfigError {
+    let at = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = text.get(..at).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let key = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && k.len() <= 64)
+        .map(str::to_owned);
+    let message = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    ConfigError::Syntax {
+        line,
+        column,
+        key,
+        message,
+    }
+}
+
 fn parse_id(field: &'static str, s: Option<String>) -> Result<Option<[u8; 16]>, ConfigError> {
     let Some(s) = s else { return Ok(None) };
     let mut out = [0u8; 16];
@@ -152,7 +187,7 @@ impl EnclaveConfig {
                 limit: MAX_CONFIG_LEN,
             });
         }
-        let t: Toml = toml::from_str(text).map_err(|e| ConfigError::Syntax(Box::new(e)))?;
+        let t: Toml = toml::from_str(text).map_err(|e| syntax(text, &e))?;
         let config = EnclaveConfig {
             isv_prod_id: t.isv_prod_id,
             isv_svn: t.isv_svn,
@@ -275,10 +310,19 @@ mod tests {
     }
 
     #[test]
-    fn rejects_unknown_and_missing_fields() {
-        assert!(err(&with("heap = 4096")).contains("heap"));
+    fn rejects_unknown_and_missing_fields_on_one_line() {
+        let e = err(&with("heap = 4096"));
+        assert!(
+            e.contains("unknown field `heap`") && e.contains("line 7"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
         let missing = GOOD.replace("tcs_count = 2\n", "");
-        assert!(err(&missing).contains("tcs_count"));
+        let e = err(&missing);
+        assert!(e.contains("tcs_count"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+        let e = err("isv_prod_id = \n");
+        assert!(e.starts_with("enclave configuration, line 1"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! R, code R|X at 0x1000, data R|W after it with an optional bss) and PT_GNU_STACK, entry at the
 //! first code byte. Nothing runs it; it only has to be an ELF the layout accepts.
 
-#![allow(dead_code, clippy::cast_possible_truncation)]
+#![allow(dead_code, clippy::cast_possible_truncation, clippy::unwrap_used)]
 
 pub const PT_LOAD: u32 = 1;
 pub const PT_DYNAMIC: u32 = 2;
