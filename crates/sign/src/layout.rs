@@ -22,9 +22,8 @@
 //! segment has a bss part (`p_memsz > p_filesz`), zero from `p_vaddr + p_filesz` on. So MRENCLAVE
 //! binds every byte the loader puts in memory, including the ELF header and program headers,
 //! which must lie inside a loaded segment's file range (the kernel reads them). A page touched by
-//! two segments gets the union of their permissions, and its bytes are laid down segment by
-//! segment in program-header order, a later segment overwriting an earlier one where both map
-//! bytes, as the loader's fixed mappings do.
+//! two segments gets the union of their permissions, and the content the later segment (in
+//! program-header order) maps there, as the loader's later fixed mapping replaces the page.
 //!
 //! **TCS content** (SDM Vol. 3D §38.8 layout, all other bytes zero): FLAGS 0 (no DBGOPTIN, so
 //! the TCS does not depend on `debug`), OSSA = `S_i + 4096`, CSSA 0, NSSA 1, OENTRY = `e_entry − B`,
@@ -502,22 +501,45 @@ impl Layout {
             }
             let Some(s) = segs.get(first) else { break };
             page = page.max(align_down(s.start));
-            buf.fill(0);
+            // Permissions: the union of every segment touching the page. Content: what the last
+            // of them maps (its mapping replaces the earlier ones').
             let mut flags = SecinfoFlags::empty();
-            for s in segs[first..]
+            let mut last = s;
+            for t in segs[first..]
                 .iter()
-                .take_while(|s| align_down(s.start) <= page)
+                .take_while(|t| align_down(t.start) <= page)
+                .filter(|t| align_up(t.mem_end).unwrap_or(u64::MAX) > page)
             {
-                if align_up(s.mem_end).unwrap_or(u64::MAX) > page {
-                    flags |= s.flags;
-                    fill_page(&mut buf, page, s, image);
-                }
+                flags |= t.flags;
+                last = t;
             }
-            m.add_page(page, &Secinfo::new(PageType::REG, flags), &buf, true)?;
+            let content = match whole_file_page(image, page, last) {
+                Some(p) => p,
+                None => {
+                    fill_page(&mut buf, page, last, image);
+                    &buf
+                }
+            };
+            m.add_page(page, &Secinfo::new(PageType::REG, flags), content, true)?;
             page += PAGE;
         }
         Ok(())
     }
+}
+
+/// The page at enclave offset `page` straight from the file, when segment `s` maps a whole file
+/// page there (the common case: no copy).
+fn whole_file_page<'i>(image: &'i [u8], page: u64, s: &Segment) -> Option<&'i [u8; 4096]> {
+    let file_map_end = if s.has_bss {
+        s.file_end
+    } else {
+        align_up(s.file_end)?
+    };
+    if file_map_end < page + PAGE {
+        return None;
+    }
+    let from = usize::try_from(page.wrapping_add(s.file_delta)).ok()?;
+    image.get(from..from.checked_add(4096)?)?.try_into().ok()
 }
 
 /// Lays down what segment `s` maps at enclave offset `page`: the file page (zero past the end of
