@@ -1,0 +1,202 @@
+//! Checking the daemon's [`Boot`] message before anything is mapped.
+//!
+//! The daemon is trusted (it is the soft backend's CPU), but a mistake in it must stop the
+//! enclave with a message that names the field, not make it map a terabyte or run with a
+//! geometry the host does not share.
+
+use coffer_abi::{Codec, DecodeError, ReportBody};
+use coffer_channel::{ChannelLayout, LayoutError};
+use coffer_proto::enclave::Boot;
+use thiserror::Error;
+
+/// The page size every size must be a multiple of.
+const PAGE: u64 = 4096;
+/// The largest heap, as `coffer-sign`'s configuration allows: 64 GiB.
+const MAX_HEAP: u64 = 64 << 30;
+/// The largest stack per worker, as `coffer-sign`'s configuration allows: 256 MiB.
+const MAX_STACK: u64 = 256 << 20;
+/// The longest interface id: a SHA-256 is 32 bytes; 64 leaves room without letting the daemon
+/// make the enclave hold megabytes.
+const MAX_INTERFACE_ID: usize = 64;
+
+/// Why the boot parameters were refused. Each names the field at fault.
+#[derive(Debug, Error)]
+pub enum BootError {
+    /// `identity` is not a 384-byte REPORT BODY.
+    #[error("boot identity is not a REPORT BODY: {0}")]
+    Identity(#[from] DecodeError),
+    /// `debug` disagrees with the identity's ATTRIBUTES.DEBUG.
+    #[error("boot says debug = {boot} but the identity's ATTRIBUTES.DEBUG is {identity}")]
+    DebugMismatch { boot: bool, identity: bool },
+    /// A size is zero, unaligned or above its cap.
+    #[error(
+        "boot {field} = {value} is not a non-zero multiple of {PAGE} bytes up to {limit} bytes"
+    )]
+    Size {
+        field: &'static str,
+        value: u64,
+        limit: u64,
+    },
+    /// The channel has a slot count other than the enclave's thread count.
+    #[error(
+        "boot gives {slots} channel slots for {tcs} enclave threads (TCS); there must be one \
+         slot per thread"
+    )]
+    SlotCount { slots: u32, tcs: u32 },
+    /// The channel geometry is invalid.
+    #[error("boot channel geometry: {0}")]
+    Layout(#[from] LayoutError),
+    /// The interface id is too long.
+    #[error("boot interface id has {0} bytes, more than {MAX_INTERFACE_ID}")]
+    InterfaceId(usize),
+}
+
+/// What the enclave runs with, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub identity: ReportBody,
+    pub heap_size: usize,
+    pub stack_size: usize,
+    pub workers: u32,
+    pub debug: bool,
+    pub layout: ChannelLayout,
+    /// Checked against the enclave's own interface once interfaces exist (issue 4).
+    pub interface_id: Vec<u8>,
+}
+
+impl Settings {
+    pub fn from_boot(boot: Boot) -> Result<Self, BootError> {
+        let identity = ReportBody::from_bytes(&boot.identity)?;
+        if identity.attributes.debug() != boot.debug {
+            return Err(BootError::DebugMismatch {
+                boot: boot.debug,
+                identity: identity.attributes.debug(),
+            });
+        }
+        let heap_size = size("heap_size", boot.heap_size, MAX_HEAP)?;
+        let stack_size = size("stack_size", boot.stack_size, MAX_STACK)?;
+        if boot.slot_count != boot.tcs_count {
+            return Err(BootError::SlotCount {
+                slots: boot.slot_count,
+                tcs: boot.tcs_count,
+            });
+        }
+        let layout = ChannelLayout::new(boot.slot_count, boot.slot_size)?;
+        if boot.interface_id.len() > MAX_INTERFACE_ID {
+            return Err(BootError::InterfaceId(boot.interface_id.len()));
+        }
+        Ok(Settings {
+            identity,
+            heap_size,
+            stack_size,
+            workers: boot.tcs_count,
+            debug: boot.debug,
+            layout,
+            interface_id: boot.interface_id,
+        })
+    }
+}
+
+fn size(field: &'static str, value: u64, limit: u64) -> Result<usize, BootError> {
+    let bad = BootError::Size {
+        field,
+        value,
+        limit,
+    };
+    if value == 0 || value > limit || !value.is_multiple_of(PAGE) {
+        return Err(bad);
+    }
+    usize::try_from(value).map_err(|_| bad)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use coffer_abi::AttributesFlags;
+
+    use super::*;
+
+    fn boot(debug: bool) -> Boot {
+        let mut identity = ReportBody::default();
+        identity.attributes.flags = AttributesFlags::INIT | AttributesFlags::MODE64BIT;
+        if debug {
+            identity.attributes.flags |= AttributesFlags::DEBUG;
+        }
+        Boot {
+            identity: identity.to_bytes(),
+            heap_size: 4 << 20,
+            stack_size: 256 << 10,
+            tcs_count: 2,
+            debug,
+            slot_count: 2,
+            slot_size: 65536,
+            interface_id: vec![7; 32],
+        }
+    }
+
+    #[test]
+    fn accepts_a_well_formed_boot() {
+        let s = Settings::from_boot(boot(false)).unwrap();
+        assert_eq!(
+            (s.heap_size, s.stack_size, s.workers),
+            (4 << 20, 256 << 10, 2)
+        );
+        assert_eq!(s.layout, ChannelLayout::new(2, 65536).unwrap());
+        assert_eq!(s.interface_id, vec![7; 32]);
+        assert!(!s.debug);
+        assert!(Settings::from_boot(boot(true)).unwrap().debug);
+    }
+
+    #[test]
+    fn rejects_a_truncated_identity() {
+        let mut b = boot(false);
+        b.identity.pop();
+        let err = Settings::from_boot(b).unwrap_err();
+        assert!(matches!(err, BootError::Identity(_)), "{err}");
+    }
+
+    #[test]
+    fn rejects_a_debug_flag_that_disagrees_with_the_identity() {
+        let mut b = boot(false);
+        b.debug = true;
+        let err = Settings::from_boot(b).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "boot says debug = true but the identity's ATTRIBUTES.DEBUG is false"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_sizes() {
+        for (heap, stack) in [(0, 4096), (4097, 4096), (128 << 30, 4096), (4096, 1 << 30)] {
+            let mut b = boot(false);
+            b.heap_size = heap;
+            b.stack_size = stack;
+            let err = Settings::from_boot(b).unwrap_err();
+            assert!(
+                matches!(err, BootError::Size { .. }),
+                "{heap} {stack}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_a_channel_that_does_not_match_the_threads() {
+        let mut b = boot(false);
+        b.slot_count = 3;
+        let err = Settings::from_boot(b).unwrap_err();
+        assert!(err.to_string().contains("3 channel slots for 2"), "{err}");
+        let mut b = boot(false);
+        b.slot_size = 1000;
+        assert!(matches!(
+            Settings::from_boot(b).unwrap_err(),
+            BootError::Layout(_)
+        ));
+        let mut b = boot(false);
+        b.interface_id = vec![0; 65];
+        assert!(matches!(
+            Settings::from_boot(b).unwrap_err(),
+            BootError::InterfaceId(65)
+        ));
+    }
+}

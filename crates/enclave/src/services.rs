@@ -1,0 +1,323 @@
+//! The CPU's services, asked of the platform daemon over descriptor 3: EGETKEY, EREPORT, and
+//! quoting.
+//!
+//! Several workers share the one socket, so a request and its reply happen under one lock:
+//! exactly one request is in flight, and the reply that comes next is its answer. Replies are
+//! received on the asking worker's thread, into heap buffers, so a key only ever passes through
+//! secret memory (the frame buffer, the decoded vector, the returned array).
+//!
+//! Notifications (`Ready`, `Failed`, `Lost`) expect no reply and go out without the lock: a
+//! `SOCK_SEQPACKET` record is atomic, so one can slip between a request and its reply without
+//! confusing either side.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
+
+use coffer_abi::{Codec, FixedSize, Report, ReportBody, Targetinfo};
+use coffer_proto::FrameError;
+use coffer_proto::enclave::{DaemonReply, EnclaveMessage};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+/// Why a platform service did not deliver.
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    /// The daemon connection failed or carried a malformed message.
+    #[error("the platform daemon connection failed: {0}")]
+    Connection(#[from] FrameError),
+    /// The daemon refused the request.
+    #[error("the platform refused {request}: {reason}")]
+    Refused {
+        request: &'static str,
+        reason: String,
+    },
+    /// The daemon answered with another kind of reply.
+    #[error("the platform answered {request} with {got} instead of {expected}")]
+    UnexpectedReply {
+        request: &'static str,
+        expected: &'static str,
+        got: &'static str,
+    },
+    /// The reply has the right kind but malformed content.
+    #[error("the platform's answer to {request} is malformed: {reason}")]
+    Malformed {
+        request: &'static str,
+        reason: String,
+    },
+    /// The REPORT is not of this enclave or not of the given REPORTDATA.
+    #[error("the platform's REPORT does not match the request: its {0} differs")]
+    ReportMismatch(&'static str),
+}
+
+/// The daemon socket, shared by the workers.
+#[derive(Debug)]
+pub(crate) struct Services {
+    sock: OwnedFd,
+    /// Held from a request's send to its reply's receipt.
+    in_flight: Mutex<()>,
+}
+
+impl Services {
+    pub fn new(sock: OwnedFd) -> Self {
+        Services {
+            sock,
+            in_flight: Mutex::new(()),
+        }
+    }
+
+    /// Sends a message that expects no reply.
+    pub fn notify(&self, msg: &EnclaveMessage) -> Result<(), FrameError> {
+        coffer_proto::send(self.sock.as_fd(), msg, &[])
+    }
+
+    /// The daemon's first message: the boot parameters. Descriptors attached to it are closed.
+    pub fn recv_boot(&self) -> Result<coffer_proto::enclave::Boot, FrameError> {
+        coffer_proto::recv(self.sock.as_fd()).map(|(boot, _fds)| boot)
+    }
+
+    /// Sends `msg` and returns the reply.
+    fn request(
+        &self,
+        request: &'static str,
+        msg: &EnclaveMessage,
+    ) -> Result<DaemonReply, ServiceError> {
+        // A panic aborts the enclave, so the lock is never poisoned; take it even if it were.
+        let _turn = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        coffer_proto::send(self.sock.as_fd(), msg, &[])?;
+        // Descriptors attached to a reply are unexpected; dropping them closes them.
+        let (reply, _fds) = coffer_proto::recv::<DaemonReply>(self.sock.as_fd())?;
+        match reply {
+            DaemonReply::Error(reason) => Err(ServiceError::Refused { request, reason }),
+            other => Ok(other),
+        }
+    }
+
+    pub fn egetkey(
+        &self,
+        keyrequest: &coffer_abi::Keyrequest,
+    ) -> Result<Zeroizing<[u8; 16]>, ServiceError> {
+        const REQUEST: &str = "EGETKEY";
+        let msg = EnclaveMessage::Egetkey {
+            keyrequest: keyrequest.to_bytes(),
+        };
+        // The vector is wiped when dropped, on every path.
+        let bytes = match self.request(REQUEST, &msg)? {
+            DaemonReply::Key(bytes) => Zeroizing::new(bytes),
+            other => return Err(unexpected(REQUEST, "a key", &other)),
+        };
+        let mut key = Zeroizing::new([0u8; 16]);
+        if bytes.len() != key.len() {
+            let reason = format!("a key of {} bytes, not 16", bytes.len());
+            return Err(ServiceError::Malformed {
+                request: REQUEST,
+                reason,
+            });
+        }
+        key.copy_from_slice(&bytes);
+        Ok(key)
+    }
+
+    pub fn ereport(
+        &self,
+        identity: &ReportBody,
+        target: &Targetinfo,
+        reportdata: &[u8; 64],
+    ) -> Result<Report, ServiceError> {
+        const REQUEST: &str = "EREPORT";
+        let msg = EnclaveMessage::Ereport {
+            targetinfo: target.to_bytes(),
+            reportdata: reportdata.to_vec(),
+        };
+        let report = match self.request(REQUEST, &msg)? {
+            DaemonReply::Report(bytes) => parse::<Report>(REQUEST, &bytes)?,
+            other => return Err(unexpected(REQUEST, "a report", &other)),
+        };
+        let body = &report.body;
+        if body.reportdata != *reportdata {
+            return Err(ServiceError::ReportMismatch("REPORTDATA"));
+        }
+        if body.mrenclave != identity.mrenclave {
+            return Err(ServiceError::ReportMismatch("MRENCLAVE"));
+        }
+        if body.mrsigner != identity.mrsigner {
+            return Err(ServiceError::ReportMismatch("MRSIGNER"));
+        }
+        if body.attributes != identity.attributes {
+            return Err(ServiceError::ReportMismatch("ATTRIBUTES"));
+        }
+        Ok(report)
+    }
+
+    pub fn qe_targetinfo(&self) -> Result<Targetinfo, ServiceError> {
+        const REQUEST: &str = "the quoting enclave's TARGETINFO";
+        match self.request(REQUEST, &EnclaveMessage::QeTargetinfo)? {
+            DaemonReply::Targetinfo(bytes) => parse::<Targetinfo>(REQUEST, &bytes),
+            other => Err(unexpected(REQUEST, "a target info", &other)),
+        }
+    }
+
+    pub fn quote(&self, report: &Report) -> Result<Vec<u8>, ServiceError> {
+        const REQUEST: &str = "a quote";
+        let msg = EnclaveMessage::Quote {
+            report: report.to_bytes(),
+        };
+        match self.request(REQUEST, &msg)? {
+            DaemonReply::Quote(bytes) if bytes.is_empty() => Err(ServiceError::Malformed {
+                request: REQUEST,
+                reason: "an empty quote".into(),
+            }),
+            DaemonReply::Quote(bytes) => Ok(bytes),
+            other => Err(unexpected(REQUEST, "a quote", &other)),
+        }
+    }
+}
+
+fn parse<T: FixedSize>(request: &'static str, bytes: &[u8]) -> Result<T, ServiceError> {
+    T::from_bytes(bytes).map_err(|e| ServiceError::Malformed {
+        request,
+        reason: e.to_string(),
+    })
+}
+
+fn unexpected(request: &'static str, expected: &'static str, got: &DaemonReply) -> ServiceError {
+    ServiceError::UnexpectedReply {
+        request,
+        expected,
+        got: match got {
+            DaemonReply::Key(_) => "a key",
+            DaemonReply::Report(_) => "a report",
+            DaemonReply::Quote(_) => "a quote",
+            DaemonReply::Targetinfo(_) => "a target info",
+            DaemonReply::Error(_) => "an error",
+        },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use coffer_abi::{Keyrequest, keyrequest::KeyName};
+
+    use super::*;
+
+    /// A daemon thread that checks the one request it gets and answers it.
+    fn daemon(
+        expect: EnclaveMessage,
+        reply: DaemonReply,
+    ) -> (Services, std::thread::JoinHandle<()>) {
+        let (enclave, daemon) = coffer_proto::seqpacket_pair().unwrap();
+        let thread = std::thread::spawn(move || {
+            let (got, _) = coffer_proto::recv::<EnclaveMessage>(daemon.as_fd()).unwrap();
+            assert_eq!(got, expect);
+            coffer_proto::send(daemon.as_fd(), &reply, &[]).unwrap();
+        });
+        (Services::new(enclave), thread)
+    }
+
+    fn keyrequest() -> Keyrequest {
+        Keyrequest {
+            keyname: KeyName::SEAL_KEY,
+            keyid: [9; 32],
+            ..Keyrequest::default()
+        }
+    }
+
+    #[test]
+    fn accepts_a_key_of_sixteen_bytes() {
+        let req = keyrequest();
+        let msg = EnclaveMessage::Egetkey {
+            keyrequest: req.to_bytes(),
+        };
+        let (services, d) = daemon(msg, DaemonReply::Key(vec![5; 16]));
+        assert_eq!(*services.egetkey(&req).unwrap(), [5; 16]);
+        d.join().unwrap();
+    }
+
+    #[test]
+    fn rejects_a_key_of_another_length() {
+        let req = keyrequest();
+        let msg = EnclaveMessage::Egetkey {
+            keyrequest: req.to_bytes(),
+        };
+        let (services, d) = daemon(msg, DaemonReply::Key(vec![5; 15]));
+        let err = services.egetkey(&req).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the platform's answer to EGETKEY is malformed: a key of 15 bytes, not 16"
+        );
+        d.join().unwrap();
+    }
+
+    #[test]
+    fn rejects_a_refusal_and_a_reply_of_the_wrong_kind() {
+        let req = keyrequest();
+        let msg = EnclaveMessage::Egetkey {
+            keyrequest: req.to_bytes(),
+        };
+        let (services, d) = daemon(msg.clone(), DaemonReply::Error("no".into()));
+        assert_eq!(
+            services.egetkey(&req).unwrap_err().to_string(),
+            "the platform refused EGETKEY: no"
+        );
+        d.join().unwrap();
+        let (services, d) = daemon(msg, DaemonReply::Quote(vec![1]));
+        assert_eq!(
+            services.egetkey(&req).unwrap_err().to_string(),
+            "the platform answered EGETKEY with a quote instead of a key"
+        );
+        d.join().unwrap();
+    }
+
+    #[test]
+    fn rejects_a_report_for_other_reportdata_or_another_enclave() {
+        let identity = ReportBody {
+            mrenclave: [1; 32],
+            ..ReportBody::default()
+        };
+        let target = Targetinfo::default();
+        let msg = EnclaveMessage::Ereport {
+            targetinfo: target.to_bytes(),
+            reportdata: vec![3; 64],
+        };
+        let good = Report {
+            body: ReportBody {
+                reportdata: [3; 64],
+                ..identity.clone()
+            },
+            ..Report::default()
+        };
+        let (services, d) = daemon(msg.clone(), DaemonReply::Report(good.to_bytes()));
+        assert_eq!(
+            services.ereport(&identity, &target, &[3; 64]).unwrap(),
+            good
+        );
+        d.join().unwrap();
+
+        let mut other = good.clone();
+        other.body.reportdata = [4; 64];
+        let (services, d) = daemon(msg.clone(), DaemonReply::Report(other.to_bytes()));
+        assert!(matches!(
+            services.ereport(&identity, &target, &[3; 64]),
+            Err(ServiceError::ReportMismatch("REPORTDATA"))
+        ));
+        d.join().unwrap();
+
+        let mut other = good.clone();
+        other.body.mrenclave = [2; 32];
+        let (services, d) = daemon(msg.clone(), DaemonReply::Report(other.to_bytes()));
+        assert!(matches!(
+            services.ereport(&identity, &target, &[3; 64]),
+            Err(ServiceError::ReportMismatch("MRENCLAVE"))
+        ));
+        d.join().unwrap();
+
+        let (services, d) = daemon(msg, DaemonReply::Report(vec![0; 431]));
+        assert!(matches!(
+            services.ereport(&identity, &target, &[3; 64]),
+            Err(ServiceError::Malformed { .. })
+        ));
+        d.join().unwrap();
+    }
+}

@@ -1,0 +1,301 @@
+//! Shared by the runtime's tests: building the enclaves statically, and playing the platform
+//! daemon's part (channel, socket pair, Boot, Ready) and the host's (ECALLs).
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use coffer_abi::{AttributesFlags, Codec, ReportBody};
+use coffer_boundary::{Credentials, EnclaveChild, SealedImage, SpawnSpec, spawn_enclave_process};
+use coffer_channel::{CallError, Channel, ChannelLayout, HostCall, OcallHandler};
+use coffer_proto::enclave::{Boot, DaemonReply, EnclaveMessage, fds};
+
+/// The statically linked enclave binaries.
+pub struct Binaries {
+    pub hello: PathBuf,
+    pub test_enclave: PathBuf,
+}
+
+/// Builds `hello-enclave` and the `test-enclave` example as `coffer build` does (static-pie,
+/// release, explicit target), once per test binary, in a target directory of their own so the
+/// build does not wait for the lock of the `cargo test` that runs us.
+pub fn binaries() -> &'static Binaries {
+    static BUILT: OnceLock<Binaries> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let target_dir = workspace.join("target/enclave-tests");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let triple = "x86_64-unknown-linux-gnu";
+        let status = Command::new(cargo)
+            .current_dir(&workspace)
+            .args(["build", "--release", "--target", triple, "--target-dir"])
+            .arg(&target_dir)
+            .args(["-p", "hello-enclave", "-p", "coffer-enclave"])
+            .args(["--bins", "--example", "test-enclave"])
+            .env(
+                "CARGO_ENCODED_RUSTFLAGS",
+                "-C\x1ftarget-feature=+crt-static",
+            )
+            .env_remove("RUSTFLAGS")
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the enclaves failed: {status}");
+        let out = target_dir.join(triple).join("release");
+        Binaries {
+            hello: out.join("hello-enclave"),
+            test_enclave: out.join("examples/test-enclave"),
+        }
+    })
+}
+
+/// `nobody`, the enclave identity the tests use as root.
+pub const NOBODY: Credentials = Credentials {
+    uid: 65534,
+    gid: 65534,
+};
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Whether a root-only test can run: as root, or skipped with a reason outside CI.
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "{test} needs root, and CI runs as root"
+    );
+    eprintln!("skipping {test}: it needs root (reading or tracing another uid's process)");
+    false
+}
+
+/// How to launch an enclave.
+#[derive(Clone)]
+pub struct Options {
+    pub debug: bool,
+    pub tcs: u32,
+    pub slot_size: u32,
+    pub heap_size: u64,
+    pub stack_size: u64,
+    pub interface_id: Vec<u8>,
+}
+
+impl Options {
+    /// `examples/hello/enclave.toml`.
+    pub fn hello() -> Self {
+        Options {
+            debug: false,
+            tcs: 2,
+            slot_size: 65536,
+            heap_size: 4 << 20,
+            stack_size: 256 << 10,
+            interface_id: Vec::new(),
+        }
+    }
+
+    pub fn debug(mut self) -> Self {
+        self.debug = true;
+        self
+    }
+}
+
+/// The identity the test daemon gives an enclave.
+pub fn identity(debug: bool) -> ReportBody {
+    let mut flags = AttributesFlags::INIT | AttributesFlags::MODE64BIT;
+    if debug {
+        flags |= AttributesFlags::DEBUG;
+    }
+    let mut body = ReportBody {
+        mrenclave: [0x3e; 32],
+        mrsigner: [0x5a; 32],
+        isvprodid: 1,
+        isvsvn: 1,
+        ..ReportBody::default()
+    };
+    body.attributes.flags = flags;
+    body.attributes.xfrm = 3;
+    body
+}
+
+/// A launched enclave, with the daemon's and the host's ends.
+pub struct Enclave {
+    pub child: EnclaveChild,
+    /// The daemon's end of the socket pair (the enclave has the other as descriptor 3).
+    pub daemon: OwnedFd,
+    /// The daemon's view of the channel (to mark it running or lost).
+    pub channel: Channel,
+    /// The host's view of the channel.
+    pub host: Channel,
+    reaped: Option<ExitStatus>,
+}
+
+/// Starts `image` (as `nobody` with `CAP_IPC_LOCK` when root) with a channel of `layout`; the
+/// Boot is the caller's to send.
+pub fn spawn(image: &Path, layout: ChannelLayout) -> Enclave {
+    let bytes = std::fs::read(image).unwrap();
+    let sealed = SealedImage::new("coffer-enclave-test", &bytes).unwrap();
+    let (channel_fd, channel) = Channel::create(layout).unwrap();
+    let host = Channel::open(channel_fd.as_fd(), layout).unwrap();
+    let (daemon, enclave_end) = coffer_proto::seqpacket_pair().unwrap();
+    // Nothing the test does should wait forever on a silent enclave.
+    rustix::net::sockopt::set_socket_timeout(
+        &daemon,
+        rustix::net::sockopt::Timeout::Recv,
+        Some(Duration::from_secs(60)),
+    )
+    .unwrap();
+    let root = is_root();
+    let child = spawn_enclave_process(SpawnSpec {
+        image: &sealed,
+        argv: vec!["enclave".into()],
+        envp: Vec::new(),
+        fds: vec![
+            (enclave_end.as_fd(), fds::DAEMON),
+            (channel_fd.as_fd(), fds::CHANNEL),
+        ],
+        credentials: root.then_some(NOBODY),
+        keep_ipc_lock: root,
+    })
+    .unwrap();
+    Enclave {
+        child,
+        daemon,
+        channel,
+        host,
+        reaped: None,
+    }
+}
+
+/// The Boot for `options`.
+pub fn boot(options: &Options) -> Boot {
+    Boot {
+        identity: identity(options.debug).to_bytes(),
+        heap_size: options.heap_size,
+        stack_size: options.stack_size,
+        tcs_count: options.tcs,
+        debug: options.debug,
+        slot_count: options.tcs,
+        slot_size: options.slot_size,
+        interface_id: options.interface_id.clone(),
+    }
+}
+
+/// Launches `image` with `options` and waits for Ready, as the daemon does.
+pub fn launch(image: &Path, options: &Options) -> Enclave {
+    let layout = ChannelLayout::new(options.tcs, options.slot_size).unwrap();
+    let enclave = spawn(image, layout);
+    enclave.send(&boot(options));
+    match enclave.recv() {
+        EnclaveMessage::Ready { secret_memory } => {
+            assert_eq!(secret_memory, !options.debug, "secret memory reported");
+        }
+        other => panic!("expected Ready, got {other:?}"),
+    }
+    enclave.channel.set_running();
+    enclave
+}
+
+impl Enclave {
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// The next message from the enclave.
+    pub fn recv(&self) -> EnclaveMessage {
+        coffer_proto::recv::<EnclaveMessage>(self.daemon.as_fd())
+            .unwrap()
+            .0
+    }
+
+    pub fn reply(&self, reply: &DaemonReply) {
+        self.send(reply);
+    }
+
+    pub fn send<T: serde::Serialize>(&self, msg: &T) {
+        coffer_proto::send(self.daemon.as_fd(), msg, &[]).unwrap();
+    }
+
+    /// Waits up to `timeout` for the process to end; false if it still runs.
+    pub fn ends_within(&self, timeout: Duration) -> bool {
+        use rustix::event::{PollFd, PollFlags, Timespec};
+        let pidfd = self.child.pidfd();
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+        let timeout = Timespec::try_from(timeout).unwrap();
+        rustix::event::poll(&mut fds, Some(&timeout)).unwrap() == 1
+    }
+
+    /// Marks the enclave lost, as the daemon does when it sees the process end.
+    pub fn mark_lost(&self, reason: &str) {
+        self.channel
+            .mark_lost(coffer_channel::EnclaveState::Lost, 1, reason);
+    }
+
+    /// An ECALL from the host, whose OCALLs `ocall` serves.
+    pub fn ecall_with(
+        &self,
+        id: u32,
+        input: &[u8],
+        ocall: &mut OcallHandler<'_>,
+    ) -> Result<HostCall, CallError> {
+        self.host.claim(true)?.ecall(id, input, ocall)
+    }
+
+    /// An ECALL that makes no OCALL.
+    pub fn ecall(&self, id: u32, input: &[u8]) -> Result<HostCall, CallError> {
+        self.ecall_with(id, input, &mut |id, _| panic!("unexpected OCALL {id}"))
+    }
+
+    /// Runs `call` (the host's part) on a thread while `daemon` runs here. Should `daemon` fail,
+    /// the enclave is killed and marked lost first, so that the call returns and the failure is
+    /// reported instead of hanging the test.
+    pub fn with_call<R: Send>(
+        &self,
+        call: impl FnOnce(&Enclave) -> R + Send,
+        daemon: impl FnOnce(&Enclave),
+    ) -> R {
+        std::thread::scope(|s| {
+            let handle = s.spawn(|| call(self));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| daemon(self)));
+            if outcome.is_err() {
+                let _ = self.child.kill();
+                self.mark_lost("the test failed");
+            }
+            let result = handle.join();
+            match (outcome, result) {
+                (Err(panic), _) | (Ok(()), Err(panic)) => std::panic::resume_unwind(panic),
+                (Ok(()), Ok(r)) => r,
+            }
+        })
+    }
+
+    /// Waits for the process to end, as the daemon does.
+    pub fn wait(&mut self) -> ExitStatus {
+        if let Some(status) = self.reaped {
+            return status;
+        }
+        let status = self.child.wait().unwrap();
+        self.reaped = Some(status);
+        status
+    }
+}
+
+impl Drop for Enclave {
+    fn drop(&mut self) {
+        if self.reaped.is_none() && self.child.kill().is_ok() {
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A signal's name for assertion messages.
+pub fn signal(status: ExitStatus) -> Option<i32> {
+    status.signal()
+}
