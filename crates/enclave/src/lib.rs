@@ -67,6 +67,13 @@
 //! - the channel memfd shared with the host: whatever an ECALL returns or an OCALL sends is
 //!   public by definition.
 //!
+//! ## Sizing the heap
+//!
+//! The heap never grows (mapping memory after lockdown is forbidden); an allocation that does
+//! not fit aborts the enclave. Besides the handler's own data it holds, per running ECALL, a
+//! copy of the input and the result (each at most the channel's call buffer, `max_call_size`),
+//! and during a platform request (EGETKEY, EREPORT, quote) one 256 KiB message buffer.
+//!
 //! ## Rules inside an enclave
 //!
 //! - No stdio: `println!`, `eprintln!` and logging would need descriptors the enclave does not
