@@ -182,8 +182,16 @@ fn worker(index: u32, start: &Receiver<Arc<Runtime>>, probe: &TracerProbe) {
     }
 }
 
+/// How long a clean tracer check stays valid. Reading a `/proc` status file costs about 11 µs
+/// here, more than the whole ECALL round trip, so a worker under a steady stream of calls checks
+/// at most once per period; a call that arrives after a quiet period (as one does after a
+/// debugger took the milliseconds it needs to attach) is always checked first. The daemon polls
+/// every enclave thread as well, so a tracer is caught even without calls.
+const TRACER_RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Serves ECALLs on `slot` until the enclave is lost or destroyed.
 fn serve(rt: &Runtime, slot: EnclaveSlot<'_>, probe: &TracerProbe) {
+    let mut last_clean: Option<std::time::Instant> = None;
     loop {
         let call = match slot.wait_ecall() {
             Ok(call) => call,
@@ -191,7 +199,10 @@ fn serve(rt: &Runtime, slot: EnclaveSlot<'_>, probe: &TracerProbe) {
             // The host broke the protocol on this slot; the slot answered or is waiting again.
             Err(_) => continue,
         };
-        rt.check_tracers(probe);
+        if last_clean.is_none_or(|t| t.elapsed() >= TRACER_RECHECK) {
+            rt.check_tracers(probe);
+            last_clean = Some(std::time::Instant::now());
+        }
         let ctx = Ctx { rt, slot };
         let (status, output) = match (rt.handler)(&ctx, call.call_id, &call.input) {
             Ok(output) => (Status::Ok, output),
