@@ -58,11 +58,22 @@ pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, IoError> {
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so the target
 /// is never half-written. With `mode`, the file gets those permissions from its creation on.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> Result<(), IoError> {
+    write_atomic_with(path, mode, overwrite, |w| {
+        w.write_all(bytes)?;
+        Ok(((), true))
+    })
+}
+
+/// Writes `path` through a temporary file in the same folder and a rename, streaming through `f`.
+/// `f` returns its result and whether to keep the file: the file is renamed into place only when
+/// `f` says so and every write and the sync succeeded; otherwise the temporary file is removed.
+pub fn write_atomic_with<R>(
+    path: &Path,
+    mode: u32,
+    overwrite: bool,
+    f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<(R, bool)>,
+) -> Result<R, IoError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let write_err = |source| IoError::Write {
-        path: path.to_owned(),
-        source,
-    };
     if !overwrite && path.exists() {
         return Err(IoError::Exists {
             path: path.to_owned(),
@@ -78,19 +89,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> Re
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
             .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let (r, keep) = f(&mut w)?;
+        if !keep {
+            return Ok((r, false));
+        }
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        Ok((r, true))
     })();
-    if result.is_err() {
+    if !matches!(result, Ok((_, true))) {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(write_err)
+    result.map(|(r, _)| r).map_err(|source| IoError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Parses a number written in decimal or with a `0x` prefix in hex.

@@ -106,54 +106,16 @@ fn bundle(path: &Path, emit: Option<&Path>, force: bool) -> Result<(), MeasureCm
     Ok(())
 }
 
-/// Writes `path` through a temporary file in the same folder and a rename, streaming (an SGXS
-/// stream can be far larger than the bundle). The temporary file is removed on any failure,
-/// including `f`'s own result being an error inside `T` (the caller checks that after).
+/// Writes `path` atomically, streaming (an SGXS stream can be far larger than the bundle); the
+/// file is kept only when `f`'s own result is a success.
 fn stream_to_file<T>(
     path: &Path,
     overwrite: bool,
     f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<(Result<T, LayoutError>, u64)>,
 ) -> Result<(Result<T, LayoutError>, u64), IoError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let write_err = |source| IoError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    if !overwrite && path.exists() {
-        return Err(IoError::Exists {
-            path: path.to_owned(),
-        });
-    }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        let (r, n) = f(&mut w)?;
-        if r.is_err() {
-            return Ok((r, n));
-        }
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        Ok((r, n))
-    })();
-    match &result {
-        Ok((Ok(_), _)) => {}
-        _ => {
-            let _ = std::fs::remove_file(&tmp);
-        }
-    }
-    result.map_err(write_err)
+    util::write_atomic_with(path, 0o644, overwrite, |w| {
+        let (r, n) = f(w)?;
+        let keep = r.is_ok();
+        Ok(((r, n), keep))
+    })
 }
