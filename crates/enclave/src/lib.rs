@@ -48,6 +48,16 @@
 //! the host as a failed call carrying the error's bytes; [`EcallError::UnknownCall`] says the call
 //! id is not one of the enclave's.
 //!
+//! ## Sealing and local attestation
+//!
+//! [`Ctx::seal`] and [`Ctx::unseal`] (module [`sealing`]) encrypt data for this enclave
+//! ([`SealPolicy::MrEnclave`]) or for its signer's product at this or a later ISVSVN
+//! ([`SealPolicy::MrSigner`]), with keys the platform derives (EGETKEY); the platform's root key
+//! never enters the enclave. [`Ctx::target_info`], [`Ctx::report_for`] and
+//! [`Ctx::verify_report`] give local attestation between two enclaves of one platform, and the
+//! `attest_*` methods (module [`local_attest`]) run the mutual handshake across ECALLs, ending
+//! with a session key that never leaves either enclave.
+//!
 //! ## What is secret memory, and what is not
 //!
 //! Secret (`memfd_secret`: unreadable from outside the process, for root and debuggers too):
@@ -101,13 +111,17 @@
 
 mod boot;
 mod ctx;
+pub mod local_attest;
 mod runtime;
+pub mod sealing;
 mod services;
 mod sys;
 
 pub use boot::BootError;
 pub use ctx::{Ctx, EcallError, OcallError};
+pub use local_attest::{Established, HandshakeError};
 pub use runtime::{StartError, exit_code, run};
+pub use sealing::{SealError, SealPolicy, UnsealError, Unsealed};
 pub use services::ServiceError;
 pub use sys::DescriptorError;
 
