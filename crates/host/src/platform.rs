@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use coffer_proto::FrameError;
 use coffer_proto::client::{CreateOptions, PlatformError, PlatformStatus, Request, Response};
-use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::enclave::{Enclave, EnclaveOptions};
 
@@ -66,19 +65,10 @@ impl Platform {
     /// Connects to the daemon's socket.
     pub fn connect(path: impl AsRef<Path>) -> Result<Platform, HostError> {
         let path = path.as_ref();
-        let err = |source| HostError::Connect {
+        let sock = coffer_proto::connect(path).map_err(|source| HostError::Connect {
             path: path.to_owned(),
             source,
-        };
-        let sock = rustix::net::socket_with(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(err)?;
-        let addr = SocketAddrUnix::new(path).map_err(err)?;
-        rustix::net::connect(&sock, &addr).map_err(err)?;
+        })?;
         Ok(Platform {
             conn: Arc::new(Conn {
                 sock: Mutex::new(sock),

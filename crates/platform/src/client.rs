@@ -6,7 +6,6 @@ use std::path::Path;
 
 use coffer_proto::client::{Request, Response};
 use coffer_proto::{FrameError, recv, send};
-use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 /// Why a request to the daemon failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,20 +21,10 @@ pub enum ClientError {
 
 /// Connects to the daemon's `SOCK_SEQPACKET` socket.
 pub fn connect(path: &Path) -> Result<OwnedFd, ClientError> {
-    let err = |source| ClientError::Connect {
+    coffer_proto::connect(path).map_err(|source| ClientError::Connect {
         path: path.display().to_string(),
         source,
-    };
-    let sock = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(err)?;
-    let addr = SocketAddrUnix::new(path).map_err(err)?;
-    rustix::net::connect(&sock, &addr).map_err(err)?;
-    Ok(sock)
+    })
 }
 
 /// Sends one request (with `fds` attached) and returns the answer and its descriptors.

@@ -34,6 +34,19 @@ pub enum FrameError {
     Decode(#[from] postcard::Error),
 }
 
+/// Connects to a daemon's `SOCK_SEQPACKET` socket at `path` (close-on-exec).
+pub fn connect(path: &std::path::Path) -> Result<OwnedFd, rustix::io::Errno> {
+    let sock = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let addr = rustix::net::SocketAddrUnix::new(path)?;
+    rustix::net::connect(&sock, &addr)?;
+    Ok(sock)
+}
+
 /// Creates a connected pair of `SOCK_SEQPACKET` sockets (close-on-exec).
 pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), FrameError> {
     Ok(rustix::net::socketpair(

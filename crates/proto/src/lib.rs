@@ -19,4 +19,4 @@ pub mod client;
 pub mod enclave;
 mod frame;
 
-pub use frame::{FrameError, MAX_FDS, MAX_FRAME, recv, send, seqpacket_pair};
+pub use frame::{FrameError, MAX_FDS, MAX_FRAME, connect, recv, send, seqpacket_pair};
