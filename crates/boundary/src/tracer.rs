@@ -105,6 +105,12 @@ impl AsRawFd for TracerProbe {
     }
 }
 
+/// The `TracerPid:` field of a `/proc/.../status` file's text (0 when untraced); `None` when the
+/// field is missing or malformed. The daemon's poll reads other processes' status files with it.
+pub fn tracer_pid_from_status(status: &[u8]) -> Option<u32> {
+    parse_field(status, "TracerPid").and_then(|v| u32::try_from(v).ok())
+}
+
 /// Finds `NAME:\t<decimal>` at the start of a line of a `/proc` status file.
 fn parse_field(status: &[u8], name: &str) -> Option<u64> {
     status.split(|b| *b == b'\n').find_map(|line| {
@@ -127,6 +133,9 @@ mod tests {
         let status = b"Name:\tx\nTracerPid:\t1234\nThreads:\t3\n";
         assert_eq!(parse_field(status, "TracerPid"), Some(1234));
         assert_eq!(parse_field(status, "Threads"), Some(3));
+        assert_eq!(tracer_pid_from_status(status), Some(1234));
+        assert_eq!(tracer_pid_from_status(b"TracerPid:\t0\n"), Some(0));
+        assert_eq!(tracer_pid_from_status(b"TracerPid:\t99999999999\n"), None);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 use std::io::Read;
 
+use coffer_boundary::tracer::tracer_pid_from_status;
+
 /// Caps a status read: the kernel's file is about 1.5 KiB.
 const STATUS_CAP: u64 = 8192;
 /// Caps the tasks checked per poll; an enclave has one thread per TCS and a few more.
@@ -30,37 +32,17 @@ pub fn find_tracer(pid: u32) -> Option<(u32, u32)> {
         if read.is_err() {
             continue;
         }
-        if let Some(tracer) = tracer_pid(&text).filter(|t| *t != 0) {
+        if let Some(tracer) = tracer_pid_from_status(&text).filter(|t| *t != 0) {
             return Some((tid, tracer));
         }
     }
     None
 }
 
-/// The `TracerPid:` field of a status file.
-pub fn tracer_pid(status: &[u8]) -> Option<u32> {
-    status.split(|b| *b == b'\n').find_map(|line| {
-        let digits = line.strip_prefix(b"TracerPid:")?.trim_ascii();
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(digits).ok()?.parse().ok()
-    })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_tracer_field() {
-        assert_eq!(tracer_pid(b"Name:\tx\nTracerPid:\t42\n"), Some(42));
-        assert_eq!(tracer_pid(b"TracerPid:\t0\n"), Some(0));
-        assert_eq!(tracer_pid(b"TracerPid:\t-1\n"), None);
-        assert_eq!(tracer_pid(b"XTracerPid:\t1\n"), None);
-        assert_eq!(tracer_pid(b""), None);
-    }
 
     #[test]
     fn finds_no_tracer_on_an_untraced_process_and_none_on_a_missing_one() {
