@@ -107,8 +107,13 @@ impl Channel {
         self.layout
     }
 
+    /// The wait policy of calls that do not name their own.
     pub fn set_wait_policy(&mut self, policy: WaitPolicy) {
         self.policy = policy;
+    }
+
+    pub fn wait_policy(&self) -> WaitPolicy {
+        self.policy
     }
 
     pub fn enclave_state(&self) -> Option<EnclaveState> {
@@ -186,8 +191,9 @@ impl Channel {
             .u64_at(self.layout.control_offset(slot) + control::LEN)
     }
 
-    /// Spins, then sleeps, while `keep_waiting(state)` holds; returns the state that ended the wait.
-    fn wait_while(&self, slot: u32, keep_waiting: impl Fn(u32) -> bool) -> u32 {
+    /// Spins for `policy.spin`, then sleeps, while `keep_waiting(state)` holds; returns the state
+    /// that ended the wait.
+    fn wait_while(&self, slot: u32, policy: WaitPolicy, keep_waiting: impl Fn(u32) -> bool) -> u32 {
         let word = self.control(slot, control::STATE);
         let start = Instant::now();
         let mut i = 0u32;
@@ -197,7 +203,7 @@ impl Channel {
                 return v;
             }
             i = i.wrapping_add(1);
-            if !i.is_multiple_of(64) || start.elapsed() < self.policy.spin {
+            if !i.is_multiple_of(64) || start.elapsed() < policy.spin {
                 std::hint::spin_loop();
                 continue;
             }
@@ -233,7 +239,11 @@ impl Channel {
                 Err(now) => cur = now,
             }
         }
-        if self.control(slot, control::SLEEPERS).load(Ordering::SeqCst) != 0 {
+        // Nobody waits for `Idle` (the enclave worker waits for `Ecall`): a worker that went to
+        // sleep after answering is left asleep until the next call instead of woken for nothing.
+        if to != SlotState::Idle
+            && self.control(slot, control::SLEEPERS).load(Ordering::SeqCst) != 0
+        {
             let _ = futex::wake(word, futex::Flags::empty(), u32::MAX);
         }
         Ok(())
@@ -336,11 +346,25 @@ impl SlotClaim<'_> {
         self.slot
     }
 
-    /// Makes an ECALL on this slot and serves its OCALLs on the calling thread.
+    /// Makes an ECALL on this slot and serves its OCALLs on the calling thread, waiting as the
+    /// channel's policy says.
     pub fn ecall(
         &mut self,
         call_id: u32,
         input: &[u8],
+        ocall: &mut OcallHandler<'_>,
+    ) -> Result<HostCall, CallError> {
+        let policy = self.ch.policy;
+        self.ecall_with_policy(call_id, input, policy, ocall)
+    }
+
+    /// [`SlotClaim::ecall`] with this call's own wait policy: a switchless call spins for its
+    /// result and for the enclave's OCALL requests as long as `policy` says before it sleeps.
+    pub fn ecall_with_policy(
+        &mut self,
+        call_id: u32,
+        input: &[u8],
+        policy: WaitPolicy,
         ocall: &mut OcallHandler<'_>,
     ) -> Result<HostCall, CallError> {
         let ch = self.ch;
@@ -348,7 +372,7 @@ impl SlotClaim<'_> {
         ch.put_message(s, (control::CALL_ID, call_id), input)?;
         ch.transition(s, &[SlotState::Idle], SlotState::Ecall)?;
         loop {
-            let v = ch.wait_while(s, |v| {
+            let v = ch.wait_while(s, policy, |v| {
                 v == SlotState::Ecall as u32 || v == SlotState::OcallDone as u32
             });
             match SlotState::from_u32(v) {
@@ -419,9 +443,15 @@ impl EnclaveSlot<'_> {
     /// Waits for the next ECALL. Returns `Err(EnclaveLost)` when the daemon marked the enclave
     /// lost or destroyed, after which the worker should stop.
     pub fn wait_ecall(&self) -> Result<Incoming, CallError> {
+        self.wait_ecall_with_policy(self.ch.policy)
+    }
+
+    /// [`EnclaveSlot::wait_ecall`], spinning as long as `policy` says before it sleeps (a
+    /// switchless worker polls its slot for a while after each call).
+    pub fn wait_ecall_with_policy(&self, policy: WaitPolicy) -> Result<Incoming, CallError> {
         let ch = self.ch;
         loop {
-            let v = ch.wait_while(self.slot, |v| {
+            let v = ch.wait_while(self.slot, policy, |v| {
                 v != SlotState::Ecall as u32 && v != SlotState::Lost as u32
             });
             if v == SlotState::Lost as u32 {
@@ -442,10 +472,20 @@ impl EnclaveSlot<'_> {
 
     /// Makes an OCALL from inside the current ECALL and waits for the host's answer.
     pub fn ocall(&self, id: u32, input: &[u8]) -> Result<HostCall, CallError> {
+        self.ocall_with_policy(id, input, self.ch.policy)
+    }
+
+    /// [`EnclaveSlot::ocall`], spinning for the answer as long as `policy` says before it sleeps.
+    pub fn ocall_with_policy(
+        &self,
+        id: u32,
+        input: &[u8],
+        policy: WaitPolicy,
+    ) -> Result<HostCall, CallError> {
         let ch = self.ch;
         ch.put_message(self.slot, (control::CALL_ID, id), input)?;
         ch.transition(self.slot, ACTIVE, SlotState::Ocall)?;
-        let v = ch.wait_while(self.slot, |v| v == SlotState::Ocall as u32);
+        let v = ch.wait_while(self.slot, policy, |v| v == SlotState::Ocall as u32);
         match SlotState::from_u32(v) {
             Some(SlotState::OcallDone) => {
                 let status = Status::from_u32(

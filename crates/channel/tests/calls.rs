@@ -147,3 +147,53 @@ fn rejects_a_host_that_lies_about_the_length() {
     let other = ChannelLayout::new(2, 4096).unwrap();
     assert!(Channel::open(fd.as_fd(), other).is_err());
 }
+
+#[test]
+fn serves_calls_whatever_each_side_spins() {
+    // Zero spin sleeps at once (every hand-over is a futex wake-up); a long spin hands over
+    // without sleeping. Every combination gives the same results, and a worker that sleeps
+    // right after answering is still woken by the next call.
+    use coffer_channel::WaitPolicy;
+    use std::time::Duration;
+    let policies = [
+        WaitPolicy {
+            spin: Duration::ZERO,
+        },
+        WaitPolicy {
+            spin: Duration::from_millis(2),
+        },
+    ];
+    for worker_policy in policies {
+        let (host, enclave, daemon) = pair(1, 4096);
+        let worker = std::thread::spawn(move || -> Result<(), CallError> {
+            let s = enclave.enclave_slot(0).unwrap();
+            loop {
+                let inc = s.wait_ecall_with_policy(worker_policy)?;
+                let r = s.ocall_with_policy(7, &inc.input, worker_policy)?;
+                s.respond(Status::Ok, &r.output)?;
+            }
+        });
+        let mut claim = host.claim(false).unwrap();
+        for i in 0..200u32 {
+            let policy = policies[(i % 2) as usize];
+            let input = i.to_le_bytes();
+            let r = claim
+                .ecall_with_policy(1, &input, policy, &mut |id, data| {
+                    assert_eq!(id, 7);
+                    (Status::Ok, [data, b"!"].concat())
+                })
+                .unwrap();
+            assert_eq!(r.output, [&input[..], b"!"].concat(), "{worker_policy:?}");
+            if i % 50 == 0 {
+                // Let the worker fall asleep.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        drop(claim);
+        daemon.mark_lost(EnclaveState::Destroyed, 0, "done");
+        assert!(matches!(
+            worker.join().unwrap(),
+            Err(CallError::EnclaveLost { .. })
+        ));
+    }
+}
