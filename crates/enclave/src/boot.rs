@@ -6,7 +6,9 @@
 
 use coffer_abi::{Codec, DecodeError, ReportBody};
 use coffer_channel::{ChannelLayout, LayoutError};
-use coffer_proto::enclave::Boot;
+use coffer_proto::enclave::{
+    Boot, MAX_INTERFACE_NAME, MAX_INTERFACE_NAMES, MAX_SWITCHLESS_SPIN_NS,
+};
 use thiserror::Error;
 
 /// The page size every size must be a multiple of.
@@ -49,6 +51,14 @@ pub enum BootError {
     /// The interface id is too long.
     #[error("boot interface id has {0} bytes, more than {MAX_INTERFACE_ID}")]
     InterfaceId(usize),
+    /// Too many interface names, or one too long.
+    #[error(
+        "boot interface names: at most {MAX_INTERFACE_NAMES} of {MAX_INTERFACE_NAME} bytes each"
+    )]
+    InterfaceNames,
+    /// The switchless spin is above its cap.
+    #[error("boot switchless spin of {0} ns exceeds {MAX_SWITCHLESS_SPIN_NS} ns")]
+    SwitchlessSpin(u64),
 }
 
 /// What the enclave runs with, checked.
@@ -60,8 +70,12 @@ pub(crate) struct Settings {
     pub workers: u32,
     pub debug: bool,
     pub layout: ChannelLayout,
-    /// Checked against the enclave's own interface once interfaces exist (issue 4).
+    /// Checked against the enclave's own interfaces by a typed enclave (`crate::typed`).
     pub interface_id: Vec<u8>,
+    /// The host's names for the interfaces in `interface_id`.
+    pub interface_names: Vec<String>,
+    /// Switchless calls: how long workers poll their slot; `None` when off.
+    pub switchless_spin: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -85,6 +99,17 @@ impl Settings {
         if boot.interface_id.len() > MAX_INTERFACE_ID {
             return Err(BootError::InterfaceId(boot.interface_id.len()));
         }
+        if boot.interface_names.len() > MAX_INTERFACE_NAMES
+            || boot
+                .interface_names
+                .iter()
+                .any(|n| n.len() > MAX_INTERFACE_NAME)
+        {
+            return Err(BootError::InterfaceNames);
+        }
+        if boot.switchless_spin_ns > MAX_SWITCHLESS_SPIN_NS {
+            return Err(BootError::SwitchlessSpin(boot.switchless_spin_ns));
+        }
         Ok(Settings {
             identity,
             heap_size,
@@ -93,6 +118,9 @@ impl Settings {
             debug: boot.debug,
             layout,
             interface_id: boot.interface_id,
+            interface_names: boot.interface_names,
+            switchless_spin: (boot.switchless_spin_ns != 0)
+                .then(|| std::time::Duration::from_nanos(boot.switchless_spin_ns)),
         })
     }
 }
@@ -131,6 +159,8 @@ mod tests {
             slot_count: 2,
             slot_size: 65536,
             interface_id: vec![7; 32],
+            interface_names: vec!["Seven".into()],
+            switchless_spin_ns: 0,
         }
     }
 
@@ -143,6 +173,8 @@ mod tests {
         );
         assert_eq!(s.layout, ChannelLayout::new(2, 65536).unwrap());
         assert_eq!(s.interface_id, vec![7; 32]);
+        assert_eq!(s.interface_names, ["Seven"]);
+        assert_eq!(s.switchless_spin, None);
         assert!(!s.debug);
         assert!(Settings::from_boot(boot(true)).unwrap().debug);
     }
@@ -198,5 +230,33 @@ mod tests {
             Settings::from_boot(b).unwrap_err(),
             BootError::InterfaceId(65)
         ));
+    }
+
+    #[test]
+    fn rejects_oversized_interface_names_and_switchless_spins() {
+        let mut b = boot(false);
+        b.interface_names = vec!["a".into(), "b".into(), "c".into()];
+        assert!(matches!(
+            Settings::from_boot(b).unwrap_err(),
+            BootError::InterfaceNames
+        ));
+        let mut b = boot(false);
+        b.interface_names = vec!["x".repeat(129)];
+        assert!(matches!(
+            Settings::from_boot(b).unwrap_err(),
+            BootError::InterfaceNames
+        ));
+        let mut b = boot(false);
+        b.switchless_spin_ns = 10_000_001;
+        assert_eq!(
+            Settings::from_boot(b).unwrap_err().to_string(),
+            "boot switchless spin of 10000001 ns exceeds 10000000 ns"
+        );
+        let mut b = boot(false);
+        b.switchless_spin_ns = 50_000;
+        assert_eq!(
+            Settings::from_boot(b).unwrap().switchless_spin,
+            Some(std::time::Duration::from_micros(50))
+        );
     }
 }

@@ -93,6 +93,8 @@ impl Platform {
         })?;
         let req = Request::Create(CreateOptions {
             interface_id: options.interface_id.clone(),
+            interface_names: Vec::new(),
+            switchless_spin_ns: 0,
         });
         let (resp, mut fds) = self.conn.call(&req, &[file.as_fd()])?;
         match resp {

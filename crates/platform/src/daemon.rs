@@ -403,6 +403,29 @@ fn status(shared: &Shared) -> PlatformStatus {
     }
 }
 
+/// The interface names and the switchless spin reach the enclave as they are: refuse sizes that
+/// would make it hold or spin more than a host can reasonably ask for.
+fn check_call_options(options: &CreateOptions) -> Result<(), PlatformError> {
+    use coffer_proto::enclave::{MAX_INTERFACE_NAME, MAX_INTERFACE_NAMES, MAX_SWITCHLESS_SPIN_NS};
+    if options.interface_names.len() > MAX_INTERFACE_NAMES
+        || options
+            .interface_names
+            .iter()
+            .any(|n| n.len() > MAX_INTERFACE_NAME)
+    {
+        return Err(PlatformError::BadRequest(format!(
+            "at most {MAX_INTERFACE_NAMES} interface names of {MAX_INTERFACE_NAME} bytes each"
+        )));
+    }
+    if options.switchless_spin_ns > MAX_SWITCHLESS_SPIN_NS {
+        return Err(PlatformError::BadRequest(format!(
+            "a switchless spin of {} ns exceeds {MAX_SWITCHLESS_SPIN_NS} ns",
+            options.switchless_spin_ns
+        )));
+    }
+    Ok(())
+}
+
 fn create(
     shared: &Arc<Shared>,
     client: Client,
@@ -421,6 +444,7 @@ fn create(
             options.interface_id.len()
         )));
     }
+    check_call_options(&options)?;
     let pass = shared.admissions.enter();
     let bytes = read_bundle(fds.remove(0))?;
     let admitted = admit(
@@ -496,6 +520,8 @@ fn create(
         debug: b.debug(),
         max_call_size,
         interface_id: options.interface_id,
+        interface_names: options.interface_names,
+        switchless_spin_ns: options.switchless_spin_ns,
         credentials,
         keep_ipc_lock: shared.keep_ipc_lock,
         ready_timeout: shared.config.ready_timeout,
@@ -657,5 +683,28 @@ mod tests {
         let most = most.load(Ordering::SeqCst);
         assert!((1..=2).contains(&most), "{most} inside at once");
         assert_eq!(*gate.inside.lock().unwrap(), 0);
+    }
+
+    #[test]
+    fn rejects_oversized_interface_names_and_switchless_spins() {
+        let ok = CreateOptions {
+            interface_id: vec![1; 64],
+            interface_names: vec!["Hello".into(), "HelloHost".into()],
+            switchless_spin_ns: 10_000_000,
+        };
+        check_call_options(&ok).unwrap();
+        let mut names = ok.clone();
+        names.interface_names.push("Third".into());
+        let err = check_call_options(&names).unwrap_err();
+        assert!(err.to_string().contains("at most 2 interface names"), "{err}");
+        let mut long = ok.clone();
+        long.interface_names[0] = "x".repeat(129);
+        assert!(check_call_options(&long).is_err());
+        let mut spin = ok;
+        spin.switchless_spin_ns += 1;
+        assert_eq!(
+            check_call_options(&spin).unwrap_err().to_string(),
+            "malformed request: a switchless spin of 10000001 ns exceeds 10000000 ns"
+        );
     }
 }

@@ -61,6 +61,8 @@ pub struct LaunchSpec<'a> {
     pub debug: bool,
     pub max_call_size: u32,
     pub interface_id: Vec<u8>,
+    pub interface_names: Vec<String>,
+    pub switchless_spin_ns: u64,
     /// `None`: keep the daemon's uid (a daemon not running as root).
     pub credentials: Option<Credentials>,
     pub keep_ipc_lock: bool,
@@ -110,6 +112,8 @@ pub fn launch(spec: LaunchSpec<'_>) -> Result<Launched, LaunchError> {
         slot_count: layout.slot_count,
         slot_size: layout.slot_size,
         interface_id: spec.interface_id,
+        interface_names: spec.interface_names,
+        switchless_spin_ns: spec.switchless_spin_ns,
     };
     let ready = match send(socket.as_fd(), &boot, &[]) {
         Ok(()) => await_ready(&child, &socket, spec.ready_timeout),

@@ -20,9 +20,18 @@ pub enum Request {
 /// Options of a create request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CreateOptions {
-    /// SHA-256 of the host's interface description; the enclave refuses to start with another.
+    /// The ids of the host's typed interfaces, 32 bytes each: the ECALL interface, then
+    /// (optionally) the OCALL interface it serves. The enclave refuses to start with others.
     /// Empty when the host uses raw calls.
     pub interface_id: Vec<u8>,
+    /// The trait names of those interfaces, in the same order, so that the enclave can name a
+    /// mismatch (at most [`crate::enclave::MAX_INTERFACE_NAMES`] of
+    /// [`crate::enclave::MAX_INTERFACE_NAME`] bytes).
+    pub interface_names: Vec<String>,
+    /// Switchless calls: how long, in nanoseconds, the enclave's workers poll their slot for the
+    /// next ECALL and for OCALL answers before they sleep (at most
+    /// [`crate::enclave::MAX_SWITCHLESS_SPIN_NS`]); 0 turns switchless calls off.
+    pub switchless_spin_ns: u64,
 }
 
 /// The daemon's answer.

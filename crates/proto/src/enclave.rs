@@ -14,6 +14,14 @@ pub mod fds {
     pub const CHANNEL: i32 = 4;
 }
 
+/// The most interface names a host may send (an ECALL and an OCALL interface).
+pub const MAX_INTERFACE_NAMES: usize = 2;
+/// The longest interface (trait) name, in bytes.
+pub const MAX_INTERFACE_NAME: usize = 128;
+/// The longest switchless spin: 10 ms. A longer one would only burn a core per enclave thread
+/// after every call.
+pub const MAX_SWITCHLESS_SPIN_NS: u64 = 10_000_000;
+
 /// What the enclave learns from the daemon at start: who it is and how it is laid out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Boot {
@@ -27,8 +35,12 @@ pub struct Boot {
     /// The channel geometry.
     pub slot_count: u32,
     pub slot_size: u32,
-    /// The interface id the host asked for (empty for raw calls).
+    /// The interface ids the host asked for (`CreateOptions::interface_id`; empty for raw calls).
     pub interface_id: Vec<u8>,
+    /// Their trait names (`CreateOptions::interface_names`).
+    pub interface_names: Vec<String>,
+    /// Switchless calls (`CreateOptions::switchless_spin_ns`; 0: off).
+    pub switchless_spin_ns: u64,
 }
 
 /// A message from the enclave.

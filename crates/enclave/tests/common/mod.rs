@@ -86,6 +86,8 @@ pub struct Options {
     pub heap_size: u64,
     pub stack_size: u64,
     pub interface_id: Vec<u8>,
+    pub interface_names: Vec<String>,
+    pub switchless_spin_ns: u64,
 }
 
 impl Options {
@@ -98,6 +100,8 @@ impl Options {
             heap_size: 4 << 20,
             stack_size: 256 << 10,
             interface_id: Vec::new(),
+            interface_names: Vec::new(),
+            switchless_spin_ns: 0,
         }
     }
 
@@ -185,6 +189,8 @@ pub fn boot(options: &Options) -> Boot {
         slot_count: options.tcs,
         slot_size: options.slot_size,
         interface_id: options.interface_id.clone(),
+        interface_names: options.interface_names.clone(),
+        switchless_spin_ns: options.switchless_spin_ns,
     }
 }
 
