@@ -696,7 +696,10 @@ mod tests {
         let mut names = ok.clone();
         names.interface_names.push("Third".into());
         let err = check_call_options(&names).unwrap_err();
-        assert!(err.to_string().contains("at most 2 interface names"), "{err}");
+        assert!(
+            err.to_string().contains("at most 2 interface names"),
+            "{err}"
+        );
         let mut long = ok.clone();
         long.interface_names[0] = "x".repeat(129);
         assert!(check_call_options(&long).is_err());
