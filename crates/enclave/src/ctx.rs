@@ -77,9 +77,19 @@ impl Ctx<'_> {
     /// Makes OCALL `id` with `input` on the host thread that made this ECALL, and returns the
     /// host's answer, copied into enclave memory. The answer is untrusted input.
     pub fn ocall(&self, id: u32, input: &[u8]) -> Result<Vec<u8>, OcallError> {
+        self.ocall_with_policy(id, input, self.rt.channel.wait_policy())
+    }
+
+    /// [`Ctx::ocall`], spinning for the answer as `policy` says (a switchless OCALL spins longer).
+    pub(crate) fn ocall_with_policy(
+        &self,
+        id: u32,
+        input: &[u8],
+        policy: coffer_channel::WaitPolicy,
+    ) -> Result<Vec<u8>, OcallError> {
         let call = self
             .slot
-            .ocall(id, input)
+            .ocall_with_policy(id, input, policy)
             .map_err(|source| OcallError::Channel { id, source })?;
         match call.status {
             Status::Ok => Ok(call.output),

@@ -116,6 +116,7 @@ mod runtime;
 pub mod sealing;
 mod services;
 mod sys;
+mod typed;
 
 pub use boot::BootError;
 pub use ctx::{Ctx, EcallError, OcallError};
@@ -124,6 +125,10 @@ pub use runtime::{StartError, exit_code, run};
 pub use sealing::{SealError, SealPolicy, UnsealError, Unsealed};
 pub use services::ServiceError;
 pub use sys::DescriptorError;
+pub use typed::{Dispatch, Interface, InterfaceMismatch, Ocalls, ocalls, run_interface, with_ctx};
+
+/// Typed interfaces: `#[ecalls]`, `#[ocalls]`, the proxies' `Transport` and their errors.
+pub use coffer_interface as interface;
 
 /// The SGX structures a handler works with (`Keyrequest`, `Targetinfo`, `Report`, …).
 pub use coffer_abi as abi;

@@ -8,7 +8,7 @@ use coffer_boundary::lockdown::{self, LockdownError, LockedDown, Worker};
 use coffer_boundary::secret_heap::HeapError;
 use coffer_boundary::secret_mem::SecretMemError;
 use coffer_boundary::{LockdownSpec, MemoryKind, SecretRegion, TracerProbe};
-use coffer_channel::{CallError, Channel, EnclaveSlot, Status};
+use coffer_channel::{CallError, Channel, EnclaveSlot, Status, WaitPolicy};
 use coffer_proto::enclave::{EnclaveMessage, fds};
 use thiserror::Error;
 
@@ -16,6 +16,7 @@ use crate::boot::{BootError, Settings};
 use crate::ctx::{Ctx, EcallError};
 use crate::services::Services;
 use crate::sys::{self, DescriptorError};
+use crate::typed::{self, Expected, InterfaceMismatch};
 
 /// The exit statuses of an enclave process, for the daemon.
 pub mod exit_code {
@@ -51,6 +52,9 @@ pub enum StartError {
     /// Lockdown failed: the enclave must not run.
     #[error("locking the enclave down failed: {0}")]
     Lockdown(#[from] LockdownError),
+    /// The host was built from other interface traits than this enclave.
+    #[error(transparent)]
+    Interface(#[from] InterfaceMismatch),
     /// Telling the daemon the enclave is ready failed.
     #[error("sending Ready to the daemon failed: {0}")]
     Ready(#[from] coffer_proto::FrameError),
@@ -63,7 +67,9 @@ type Handler = dyn Fn(&Ctx<'_>, u32, &[u8]) -> Result<Vec<u8>, EcallError> + Sen
 pub(crate) struct Runtime {
     pub settings: Settings,
     pub services: Arc<Services>,
-    channel: Channel,
+    pub(crate) channel: Channel,
+    /// The wait policy of switchless calls, when the host turned them on.
+    pub(crate) switchless: Option<WaitPolicy>,
     locked: LockedDown,
     handler: Box<Handler>,
 }
@@ -75,6 +81,11 @@ pub fn run<H>(handler: H) -> !
 where
     H: Fn(&Ctx<'_>, u32, &[u8]) -> Result<Vec<u8>, EcallError> + Send + Sync + 'static,
 {
+    run_with(Box::new(handler), None)
+}
+
+/// [`run`] with a boxed handler; a typed enclave also names the interfaces the host must use.
+pub(crate) fn run_with(handler: Box<Handler>, expected: Option<Expected>) -> ! {
     // A panic anywhere aborts at once, before any unwinding or message: no stdio, no secret in
     // a panic message, and the daemon sees SIGABRT.
     std::panic::set_hook(Box::new(|_| std::process::abort()));
@@ -87,7 +98,7 @@ where
         Ok(boot) => boot,
         Err(_) => std::process::exit(exit_code::NO_BOOT),
     };
-    let workers = match start(boot, &services, Box::new(handler)) {
+    let workers = match start(boot, &services, handler, expected) {
         Ok(workers) => workers,
         Err(e) => {
             let reason = e.to_string();
@@ -107,8 +118,12 @@ fn start(
     boot: coffer_proto::enclave::Boot,
     services: &Arc<Services>,
     handler: Box<Handler>,
+    expected: Option<Expected>,
 ) -> Result<Vec<Worker<()>>, StartError> {
     let settings = Settings::from_boot(boot)?;
+    if let Some(expected) = expected {
+        expected.check(&settings)?;
+    }
     let kind = MemoryKind::for_debug(settings.debug);
     let heap =
         SecretRegion::new(settings.heap_size, kind).map_err(|source| StartError::HeapMemory {
@@ -138,12 +153,14 @@ fn start(
     let locked = sandboxing.finish()?;
     // Locked down: seccomp is on every thread. Only now may the workers serve.
     let runtime = Arc::new(Runtime {
+        switchless: typed::switchless_policy(&settings),
         settings,
         services: Arc::clone(services),
         channel,
         locked,
         handler,
     });
+    typed::install(&runtime);
     for start in starts {
         // A worker that is gone already cannot receive; it will not serve either.
         let _ = start.send(Arc::clone(&runtime));
@@ -178,7 +195,7 @@ fn worker(index: u32, start: &Receiver<Arc<Runtime>>, probe: &TracerProbe) {
         return;
     };
     if let Some(slot) = runtime.channel.enclave_slot(index) {
-        serve(&runtime, slot, probe);
+        serve(&runtime, index, slot, probe);
     }
 }
 
@@ -190,10 +207,15 @@ fn worker(index: u32, start: &Receiver<Arc<Runtime>>, probe: &TracerProbe) {
 const TRACER_RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Serves ECALLs on `slot` until the enclave is lost or destroyed.
-fn serve(rt: &Runtime, slot: EnclaveSlot<'_>, probe: &TracerProbe) {
+///
+/// A switchless enclave's worker polls its slot for the switchless spin after each call, so
+/// that the next call needs no futex wake-up; otherwise it sleeps after the channel's short
+/// default spin.
+fn serve(rt: &Runtime, index: u32, slot: EnclaveSlot<'_>, probe: &TracerProbe) {
     let mut last_clean: Option<std::time::Instant> = None;
+    let idle = rt.switchless.unwrap_or(rt.channel.wait_policy());
     loop {
-        let call = match slot.wait_ecall() {
+        let call = match slot.wait_ecall_with_policy(idle) {
             Ok(call) => call,
             Err(CallError::EnclaveLost { .. }) => return,
             // The host broke the protocol on this slot; the slot answered or is waiting again.
@@ -204,7 +226,8 @@ fn serve(rt: &Runtime, slot: EnclaveSlot<'_>, probe: &TracerProbe) {
             last_clean = Some(std::time::Instant::now());
         }
         let ctx = Ctx { rt, slot };
-        let (status, output) = match (rt.handler)(&ctx, call.call_id, &call.input) {
+        let result = typed::serving(index, || (rt.handler)(&ctx, call.call_id, &call.input));
+        let (status, output) = match result {
             Ok(output) => (Status::Ok, output),
             Err(EcallError::UnknownCall) => (Status::UnknownCall, Vec::new()),
             Err(EcallError::Failed(bytes)) => (Status::Failed, bytes),
