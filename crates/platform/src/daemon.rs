@@ -15,7 +15,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -175,6 +175,24 @@ impl Shared {
 pub struct Platform {
     shared: Arc<Shared>,
     listener: OwnedFd,
+    stopping: Arc<AtomicBool>,
+}
+
+/// Stops a [`Platform`] serving on another thread: [`Platform::serve`] accepts no more clients
+/// and returns `Ok(())`. Connections already accepted are served until they close.
+#[derive(Debug)]
+pub struct StopHandle {
+    listener: OwnedFd,
+    stopping: Arc<AtomicBool>,
+}
+
+impl StopHandle {
+    /// Shuts the listening socket for reading, which wakes the `accept` in
+    /// [`Platform::serve`] with an error that it then takes as the request to stop.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Read);
+    }
 }
 
 /// The identity of one client connection.
@@ -229,6 +247,23 @@ impl Platform {
                 admissions: Gate::new(MAX_CONCURRENT_ADMISSIONS),
             }),
             listener,
+            stopping: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// A handle that stops [`Platform::serve`] from another thread (it holds a duplicate of
+    /// the listening socket).
+    pub fn stop_handle(&self) -> Result<StopHandle, ServeError> {
+        let listener = rustix::io::fcntl_dupfd_cloexec(&self.listener, 0).map_err(|source| {
+            ServeError::Socket {
+                path: self.shared.config.socket.clone(),
+                what: "dup",
+                source,
+            }
+        })?;
+        Ok(StopHandle {
+            listener,
+            stopping: Arc::clone(&self.stopping),
         })
     }
 
@@ -237,11 +272,13 @@ impl Platform {
         status(&self.shared)
     }
 
-    /// Accepts clients until the listener fails; each gets its own thread.
+    /// Accepts clients until the listener fails or a [`StopHandle`] stops it; each client gets
+    /// its own thread.
     pub fn serve(self) -> Result<(), ServeError> {
         loop {
             let sock = match rustix::net::accept_with(&self.listener, SocketFlags::CLOEXEC) {
                 Ok(s) => s,
+                Err(_) if self.stopping.load(Ordering::SeqCst) => return Ok(()),
                 Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => continue,
                 Err(
                     e @ (rustix::io::Errno::MFILE

@@ -45,6 +45,6 @@ mod wait;
 
 pub use admit::LaunchPolicy;
 pub use allowlist::SignerAllowlist;
-pub use daemon::{Platform, PlatformConfig, ServeError};
+pub use daemon::{Platform, PlatformConfig, ServeError, StopHandle};
 pub use tcb::{HostFacts, TcbLevel, TcbStatus};
 pub use vm_size::{UnknownVmSize, VmSize};
