@@ -111,6 +111,7 @@
 
 mod boot;
 mod ctx;
+mod entropy;
 pub mod local_attest;
 mod runtime;
 pub mod sealing;

@@ -49,6 +49,12 @@ pub enum StartError {
     /// A descriptor is unusable.
     #[error(transparent)]
     Descriptor(#[from] DescriptorError),
+    /// The kernel's random source could not be opened before lockdown.
+    #[error("opening the random source of getrandom {version} failed: {reason}")]
+    Randomness {
+        version: &'static str,
+        reason: String,
+    },
     /// Lockdown failed: the enclave must not run.
     #[error("locking the enclave down failed: {0}")]
     Lockdown(#[from] LockdownError),
@@ -138,6 +144,9 @@ fn start(
     // The mapping keeps the memory; the descriptor is not needed any more.
     drop(channel_fd);
 
+    // The last files the enclave opens: the random sources (see `entropy`).
+    crate::entropy::prepare()
+        .map_err(|(version, reason)| StartError::Randomness { version, reason })?;
     let sandboxing = lockdown::begin(LockdownSpec {
         debug: settings.debug,
     })?;
