@@ -1,0 +1,42 @@
+//! # coffer-testkit: what Coffer's tests share
+//!
+//! Test support only (`publish = false`), used as a dev-dependency:
+//!
+//! | module | gives |
+//! |---|---|
+//! | [`build`] | static enclave builds (as `coffer build` makes them) and workspace binaries, in `target/enclave-tests`, once per test process |
+//! | [`vectors`] | the public test vectors in `../shared/vectors`, and their signing key |
+//! | [`root`] | the rule for root-only tests: skip with a reason when not root, never when `CI=true` |
+//! | [`scan`] | a root process's scan of another process's memory through `/proc/PID/mem` |
+//! | [`ptrace`] | a debugger attaching (`PTRACE_SEIZE`), and reaping the threads it traced |
+//! | [`process`] | child processes with timeouts that are killed when a test fails |
+//! | [`elf`] | where an ELF file keeps its code |
+//! | [`daemon`] | the platform daemon in-process on a temporary socket (feature `daemon`) |
+//!
+//! `coffer-boundary`'s tests use the kit without the `daemon` feature, so that the kit does not
+//! depend on the crate they test.
+
+#![deny(unsafe_code)]
+
+pub mod build;
+#[cfg(feature = "daemon")]
+pub mod daemon;
+pub mod elf;
+pub mod process;
+#[allow(unsafe_code)]
+pub mod ptrace;
+pub mod root;
+pub mod scan;
+pub mod vectors;
+
+pub use build::{
+    build_host_binary, build_static_enclave, build_static_example, test_target_dir, workspace_dir,
+};
+#[cfg(feature = "daemon")]
+pub use daemon::Daemon;
+pub use root::{is_root, require_root};
+pub use scan::{MemoryScan, scan_process_memory, scan_process_memory_for};
+pub use vectors::{vector, vector_key, vectors_dir};
+
+/// One mebibyte.
+pub const MIB: u64 = 1 << 20;

@@ -1,0 +1,40 @@
+//! The public test vectors in `../shared/vectors` (next to the repository; never copied into
+//! it). A test that needs them fails with a clear message when the folder is missing.
+
+use std::path::PathBuf;
+
+use coffer_sign::SigningKey;
+
+use crate::build::workspace_dir;
+
+/// The shared vectors folder; fails the test, saying where it was expected, when it is missing.
+pub fn vectors_dir() -> PathBuf {
+    let dir = workspace_dir().join("../shared/vectors");
+    assert!(
+        dir.join("README.md").is_file(),
+        "the shared test vectors are missing: expected them in {} (../shared/vectors next to the \
+         repository; see its README.md)",
+        dir.display()
+    );
+    dir
+}
+
+/// The vector at `rel` (e.g. `sgx/sig1.key.pem`); fails the test when it is missing.
+pub fn vector(rel: &str) -> PathBuf {
+    let path = vectors_dir().join(rel);
+    assert!(
+        path.is_file(),
+        "the shared test vector {} is missing",
+        path.display()
+    );
+    path
+}
+
+/// The RSA-3072 e=3 key of the public vectors (`sgx/sig1.key.pem`).
+pub fn vector_key() -> SigningKey {
+    let path = vector("sgx/sig1.key.pem");
+    let pem = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    SigningKey::from_pem(&pem)
+        .unwrap_or_else(|e| panic!("{} is not a signing key: {e}", path.display()))
+}
