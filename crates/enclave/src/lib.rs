@@ -126,7 +126,7 @@ pub use runtime::{StartError, exit_code, run};
 pub use sealing::{SealError, SealPolicy, UnsealError, Unsealed};
 pub use services::ServiceError;
 pub use sys::DescriptorError;
-pub use typed::{Dispatch, Interface, InterfaceMismatch, Ocalls, ocalls, run_interface, with_ctx};
+pub use typed::{Interface, InterfaceMismatch, Ocalls, ocalls, run_interface, with_ctx};
 
 /// Typed interfaces: `#[ecalls]`, `#[ocalls]`, the proxies' `Transport` and their errors.
 pub use coffer_interface as interface;

@@ -28,15 +28,14 @@ use std::cell::Cell;
 use std::sync::{Arc, OnceLock};
 
 use coffer_channel::{CallError, WaitPolicy};
-use coffer_interface::{CallInfo, DispatchError, InterfaceInfo, Transport, TransportError};
+use coffer_interface::{
+    CallInfo, Dispatch, DispatchError, InterfaceInfo, Transport, TransportError,
+};
 use thiserror::Error;
 
 use crate::boot::Settings;
 use crate::ctx::{Ctx, EcallError, OcallError};
 use crate::runtime::Runtime;
-
-/// The dispatcher `#[ecalls]` generates for a trait (`<trait>_dispatch`), for implementation `I`.
-pub type Dispatch<I> = fn(&I, u32, &[u8]) -> Result<Vec<u8>, DispatchError>;
 
 /// An enclave's typed interface: the implementation of its `#[ecalls]` trait, and the `#[ocalls]`
 /// interface it calls, if any. [`run_interface`] serves it.
@@ -90,13 +89,12 @@ pub fn run_interface<I: Send + Sync + 'static>(interface: Interface<I>) -> ! {
         ocalls: interface.ocalls,
     };
     let Interface { imp, dispatch, .. } = interface;
-    let handler = move |_: &Ctx<'_>, call_id: u32, input: &[u8]| match dispatch(
-        &imp, call_id, input,
-    ) {
-        Ok(output) => Ok(output),
-        Err(DispatchError::UnknownCall(_)) => Err(EcallError::UnknownCall),
-        Err(e) => Err(EcallError::failed(e)),
-    };
+    let handler =
+        move |_: &Ctx<'_>, call_id: u32, input: &[u8]| match dispatch(&imp, call_id, input) {
+            Ok(output) => Ok(output),
+            Err(DispatchError::UnknownCall(_)) => Err(EcallError::UnknownCall),
+            Err(e) => Err(EcallError::failed(e)),
+        };
     crate::runtime::run_with(Box::new(handler), Some(expected))
 }
 

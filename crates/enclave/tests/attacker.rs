@@ -11,9 +11,14 @@ use std::time::Duration;
 
 use coffer_channel::{CallError, Status};
 use coffer_enclave::exit_code;
+use coffer_enclave::interface::{decode, encode};
 use coffer_proto::enclave::EnclaveMessage;
 use common::{Enclave, Options, binaries, launch, require_root};
-use hello_common::{ecall, probe_digest};
+use hello_common::{HELLO_INTERFACE, probe_digest};
+
+/// hello's call ids (declaration order in `hello_common::Hello`).
+const PROBE: u32 = 1;
+const ECHO: u32 = 3;
 
 /// What a scan of another process's memory found.
 #[derive(Debug, Default)]
@@ -109,7 +114,10 @@ fn probe_and_scan(debug: bool) -> Scan {
     };
     let enclave = launch(&binaries().hello, &options);
     let nonce = random32();
-    let result = enclave.ecall(ecall::PROBE, &nonce).unwrap();
+    assert_eq!(HELLO_INTERFACE.calls[0].name, "probe");
+    let result = enclave
+        .ecall(PROBE, &encode(&(nonce.to_vec(),)).unwrap())
+        .unwrap();
     assert_eq!(result.status, Status::Ok);
     assert!(
         result.output.is_empty(),
@@ -209,15 +217,18 @@ fn ecall_under_a_tracer(debug: bool, attach_workers: bool) {
     // The kernel shows the tracing thread's id as the tracer.
     // SAFETY: gettid has no arguments and cannot fail.
     let tracer = unsafe { libc::gettid() };
+    // The typed echo, by hand: the OCALL's argument (a 1-tuple of the text) encodes as its
+    // answer (the text) does, so the host hands the bytes back.
     let echo = |enclave: &Enclave| {
-        enclave.ecall_with(ecall::ECHO, b"anyone there?", &mut |_, i| {
-            (Status::Ok, i.to_vec())
-        })
+        assert_eq!(HELLO_INTERFACE.calls[2].name, "echo");
+        let input = encode(&("anyone there?".to_string(),)).unwrap();
+        enclave.ecall_with(ECHO, &input, &mut |_, i| (Status::Ok, i.to_vec()))
     };
 
     if debug {
         // Control: a DEBUG enclave may be debugged, and serves on.
-        assert_eq!(echo(&enclave).unwrap().output, b"anyone there?");
+        let answer: Result<String, String> = decode(&echo(&enclave).unwrap().output).unwrap();
+        assert_eq!(answer.as_deref(), Ok("anyone there?"));
         enclave.child.kill().unwrap();
         for tid in traced.iter().filter(|t| **t != enclave.pid()) {
             reap_traced_thread(*tid);

@@ -13,9 +13,19 @@ use coffer_abi::{Codec, Keyrequest, Report, Targetinfo};
 use coffer_channel::{CallError, ChannelLayout, Status};
 use coffer_cpu::PlatformRoot;
 use coffer_enclave::exit_code;
+use coffer_enclave::interface::TransportError;
 use coffer_proto::enclave::{DaemonReply, EnclaveMessage};
-use common::{Options, binaries, boot, identity, launch, spawn};
-use hello_common::{ecall, ocall};
+use common::{Options, binaries, boot, dispatched, identity, launch, spawn};
+use hello_common::{HelloHost, HelloProxy, hello_host_dispatch};
+
+/// The host's side of hello's OCALL: says what it saw.
+struct SawIt;
+
+impl HelloHost for SawIt {
+    fn echo(&self, text: String) -> String {
+        format!("host saw: {text}")
+    }
+}
 
 /// The `test-enclave` example's call ids.
 mod test_enclave {
@@ -36,27 +46,24 @@ fn platform() -> PlatformRoot {
 #[test]
 fn accepts_an_echo_through_an_ocall() {
     let enclave = launch(&binaries().hello, &Options::hello());
-    let mut ocalls = Vec::new();
-    let result = enclave
-        .ecall_with(ecall::ECHO, b"hello, enclave", &mut |id, input| {
-            ocalls.push((id, input.to_vec()));
-            (Status::Ok, [b"host saw: ".as_slice(), input].concat())
-        })
-        .unwrap();
-    assert_eq!(result.status, Status::Ok);
-    assert_eq!(result.output, b"host saw: hello, enclave");
-    assert_eq!(ocalls, vec![(ocall::ECHO, b"hello, enclave".to_vec())]);
-
-    // A host that refuses the OCALL makes the ECALL fail with the reason.
-    let result = enclave
-        .ecall_with(ecall::ECHO, b"x", &mut |_, _| {
-            (Status::Failed, b"no echo today".to_vec())
-        })
-        .unwrap();
-    assert_eq!(result.status, Status::Failed);
+    let ocalls = std::cell::RefCell::new(Vec::new());
+    let hello = HelloProxy::new(enclave.typed(|id, input| {
+        let (text,): (String,) = coffer_enclave::interface::decode(input).unwrap();
+        ocalls.borrow_mut().push((id, text));
+        dispatched(hello_host_dispatch(&SawIt, id, input))
+    }));
     assert_eq!(
-        String::from_utf8(result.output).unwrap(),
-        "the host's OCALL 1 failed: no echo today"
+        hello.echo("hello, enclave".into()).unwrap(),
+        Ok("host saw: hello, enclave".into())
+    );
+    assert_eq!(*ocalls.borrow(), [(1, "hello, enclave".to_string())]);
+
+    // A host that refuses the OCALL: the enclave's typed proxy reports the reason, which the
+    // enclave returns as its method's error.
+    let hello = HelloProxy::new(enclave.typed(|_, _| (Status::Failed, b"no echo today".to_vec())));
+    assert_eq!(
+        hello.echo("x".into()).unwrap(),
+        Err("the callee refused the call's message: no echo today".into())
     );
 }
 
@@ -66,16 +73,17 @@ fn serves_one_call_per_thread_at_once() {
     // Two host threads inside ECALLs at the same time: each OCALL waits until both are in.
     let barrier = std::sync::Barrier::new(2);
     std::thread::scope(|s| {
-        for text in [b"one".as_slice(), b"two".as_slice()] {
+        for text in ["one", "two"] {
             let (enclave, barrier) = (&enclave, &barrier);
             s.spawn(move || {
-                let result = enclave
-                    .ecall_with(ecall::ECHO, text, &mut |_, input| {
-                        barrier.wait();
-                        (Status::Ok, input.to_vec())
-                    })
-                    .unwrap();
-                assert_eq!(result.output, text);
+                let hello = HelloProxy::new(enclave.typed(|id, input| {
+                    barrier.wait();
+                    dispatched(hello_host_dispatch(&SawIt, id, input))
+                }));
+                assert_eq!(
+                    hello.echo(text.into()).unwrap(),
+                    Ok(format!("host saw: {text}"))
+                );
             });
         }
     });
@@ -88,19 +96,22 @@ fn answers_an_unknown_call_id_with_unknown_call() {
     assert_eq!(result.status, Status::UnknownCall);
     assert!(result.output.is_empty());
     // The enclave serves on.
-    let result = enclave
-        .ecall_with(ecall::ECHO, b"still here", &mut |_, i| {
-            (Status::Ok, i.to_vec())
-        })
-        .unwrap();
-    assert_eq!(result.output, b"still here");
+    let hello =
+        HelloProxy::new(enclave.typed(|id, i| dispatched(hello_host_dispatch(&SawIt, id, i))));
+    assert_eq!(
+        hello.echo("still here".into()).unwrap(),
+        Ok("host saw: still here".into())
+    );
 }
 
 #[test]
 fn kills_an_enclave_that_opens_a_file_with_sigsys() {
     let mut enclave = launch(&binaries().hello, &Options::hello());
     let result = enclave.with_call(
-        |e| e.ecall(ecall::TRY_OPEN, b"/etc/passwd"),
+        |e| {
+            HelloProxy::new(e.typed(|_, _| (Status::UnknownCall, Vec::new())))
+                .try_open("/etc/passwd".into())
+        },
         |e| {
             assert!(
                 e.ends_within(Duration::from_secs(30)),
@@ -112,7 +123,7 @@ fn kills_an_enclave_that_opens_a_file_with_sigsys() {
     );
     let err = result.unwrap_err();
     assert!(
-        matches!(&err, CallError::EnclaveLost { reason, .. } if reason.contains("SIGSYS")),
+        matches!(&err, TransportError::EnclaveLost(reason) if reason.contains("SIGSYS")),
         "{err}"
     );
     let status = enclave.wait();

@@ -26,6 +26,10 @@ mod enclave;
 mod platform;
 
 pub use coffer_channel::{Status, WaitPolicy};
+/// Typed interfaces: `#[ecalls]`, `#[ocalls]`, the proxies' `Transport` and their errors.
+pub use coffer_interface as interface;
 pub use coffer_proto::client::{EnclaveStatus, PlatformError, PlatformStatus};
-pub use enclave::{EcallError, Enclave, EnclaveOptions, OcallHandler};
+pub use enclave::{
+    EcallError, Enclave, EnclaveOptions, OcallDispatch, OcallHandler, SwitchlessConfig,
+};
 pub use platform::{HostError, Platform};

@@ -93,8 +93,10 @@ impl Platform {
         })?;
         let req = Request::Create(CreateOptions {
             interface_id: options.interface_id.clone(),
-            interface_names: Vec::new(),
-            switchless_spin_ns: 0,
+            interface_names: options.interface_names.clone(),
+            switchless_spin_ns: options
+                .switchless
+                .map_or(0, |s| u64::try_from(s.spin.as_nanos()).unwrap_or(u64::MAX)),
         });
         let (resp, mut fds) = self.conn.call(&req, &[file.as_fd()])?;
         match resp {

@@ -81,6 +81,10 @@ pub enum DispatchError {
     Encode(String),
 }
 
+/// The callee's dispatcher for an implementation `I`: the `<trait>_dispatch` the attribute
+/// generates, as a function pointer (`hello_dispatch` coerces to `Dispatch<MyEnclave>`).
+pub type Dispatch<I> = fn(&I, u32, &[u8]) -> Result<Vec<u8>, DispatchError>;
+
 /// Moves an encoded call to the other side and back.
 pub trait Transport {
     /// Makes the call and returns the callee's encoded result.

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use coffer_abi::{AttributesFlags, Codec, ReportBody};
 use coffer_boundary::{Credentials, EnclaveChild, SealedImage, SpawnSpec, spawn_enclave_process};
-use coffer_channel::{CallError, Channel, ChannelLayout, HostCall, OcallHandler};
+use coffer_channel::{CallError, Channel, ChannelLayout, HostCall, OcallHandler, Status};
+use coffer_enclave::interface::{CallInfo, DispatchError, Transport, TransportError};
 use coffer_proto::enclave::{Boot, DaemonReply, EnclaveMessage, fds};
 
 /// The statically linked enclave binaries.
@@ -304,4 +305,50 @@ impl Drop for Enclave {
 /// A signal's name for assertion messages.
 pub fn signal(status: ExitStatus) -> Option<i32> {
     status.signal()
+}
+
+/// The host's typed side over the test's channel, for the proxies a trait generates:
+/// `HelloProxy::new(enclave.typed(|id, input| dispatched(hello_host_dispatch(&host, id, input))))`.
+/// `ocalls` answers the enclave's OCALLs with a status and bytes, as a raw handler does.
+pub struct Typed<'a, F> {
+    enclave: &'a Enclave,
+    ocalls: F,
+}
+
+impl Enclave {
+    pub fn typed<F: Fn(u32, &[u8]) -> (Status, Vec<u8>)>(&self, ocalls: F) -> Typed<'_, F> {
+        Typed {
+            enclave: self,
+            ocalls,
+        }
+    }
+}
+
+/// A typed OCALL dispatcher's answer as a raw OCALL handler gives it.
+pub fn dispatched(r: Result<Vec<u8>, DispatchError>) -> (Status, Vec<u8>) {
+    match r {
+        Ok(out) => (Status::Ok, out),
+        Err(DispatchError::UnknownCall(_)) => (Status::UnknownCall, Vec::new()),
+        Err(e) => (Status::Failed, e.to_string().into_bytes()),
+    }
+}
+
+impl<F: Fn(u32, &[u8]) -> (Status, Vec<u8>)> Transport for Typed<'_, F> {
+    fn call(&self, call: &CallInfo, input: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let r = self
+            .enclave
+            .ecall_with(call.id, input, &mut |id, data| (self.ocalls)(id, data))
+            .map_err(|e| match e {
+                CallError::EnclaveLost { reason, .. } => TransportError::EnclaveLost(reason),
+                other => TransportError::Other(other.to_string()),
+            })?;
+        match r.status {
+            Status::Ok => Ok(r.output),
+            Status::UnknownCall => Err(TransportError::UnknownCall(call.id)),
+            Status::Failed => Err(TransportError::Refused(
+                String::from_utf8_lossy(&r.output).into_owned(),
+            )),
+            Status::BadMessage => Err(TransportError::Refused("bad message".into())),
+        }
+    }
 }

@@ -1,11 +1,11 @@
 //! # hello-enclave: the enclave of the `hello` example
 //!
-//! Three ECALLs (ids in `hello-common`):
-//! - `PROBE`: computes `SHA-256("coffer-probe" ‖ nonce)` inside and keeps it until the enclave
+//! It implements the `Hello` interface of `hello-common`:
+//! - `probe`: computes `SHA-256("coffer-probe" ‖ nonce)` inside and keeps it until the enclave
 //!   ends: 1000 copies in the heap and one on the worker's stack, the secrets a memory scan of
 //!   the enclave must not find (and does find in a DEBUG enclave);
-//! - `TRY_OPEN`: opens a file itself, which the sandbox answers by killing the enclave;
-//! - `ECHO`: passes its input to the host's `ECHO` OCALL and returns the answer.
+//! - `try_open`: opens a file itself, which the sandbox answers by killing the enclave;
+//! - `echo`: passes its text to the host's `HelloHost::echo` OCALL and returns the answer.
 //!
 //! Build and sign it with `coffer build -p hello-enclave --key KEY.pem --config
 //! examples/hello/enclave.toml -o hello.coffer` (`enclave-debug.toml` for the DEBUG twin).
@@ -15,8 +15,11 @@
 use std::cell::Cell;
 use std::sync::Mutex;
 
-use coffer_enclave::{Ctx, EcallError};
-use hello_common::{PROBE_HEAP_COPIES, ecall, ocall, probe_digest};
+use coffer_enclave::Ocalls;
+use hello_common::{
+    HELLO_HOST_INTERFACE, HELLO_INTERFACE, Hello, HelloHostProxy, PROBE_HEAP_COPIES,
+    hello_dispatch, probe_digest,
+};
 
 /// The heap copies of the last probe. The static holds only the vector's pointer and length
 /// (ordinary memory); the copies themselves are in the heap, which is secret memory.
@@ -31,33 +34,44 @@ thread_local! {
     static STACK_COPY: Cell<[u8; 32]> = const { Cell::new([0; 32]) };
 }
 
-fn handle(ctx: &Ctx<'_>, call_id: u32, input: &[u8]) -> Result<Vec<u8>, EcallError> {
-    match call_id {
-        ecall::PROBE => {
-            let digest = probe_digest(input);
-            STACK_COPY.with(|copy| {
-                copy.set(digest);
-                // Nothing in the enclave reads the copy back, so without this the compiler
-                // may drop the store as dead.
-                std::hint::black_box(copy);
-            });
-            let mut copies = HEAP_COPIES.lock().unwrap_or_else(|p| p.into_inner());
-            copies.clear();
-            copies.resize(PROBE_HEAP_COPIES, digest);
-            Ok(Vec::new())
+/// The enclave's state: only the way back to its host.
+struct HelloEnclave {
+    host: HelloHostProxy<Ocalls>,
+}
+
+impl Hello for HelloEnclave {
+    fn probe(&self, nonce: Vec<u8>) {
+        let digest = probe_digest(&nonce);
+        STACK_COPY.with(|copy| {
+            copy.set(digest);
+            // Nothing in the enclave reads the copy back, so without this the compiler may
+            // drop the store as dead.
+            std::hint::black_box(copy);
+        });
+        let mut copies = HEAP_COPIES.lock().unwrap_or_else(|p| p.into_inner());
+        copies.clear();
+        copies.resize(PROBE_HEAP_COPIES, digest);
+    }
+
+    fn try_open(&self, path: String) -> Result<(), String> {
+        // The seccomp filter kills the process here. Should the open ever return, the host
+        // learns how it went: success would be a hole in the sandbox.
+        match std::fs::File::open(&path) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
         }
-        ecall::TRY_OPEN => {
-            let path = std::str::from_utf8(input).map_err(EcallError::failed)?;
-            // The seccomp filter kills the process here. Should the open ever return, the host
-            // learns how it went: success would be a hole in the sandbox.
-            match std::fs::File::open(path) {
-                Ok(_) => Ok(b"opened".to_vec()),
-                Err(e) => Err(EcallError::failed(e)),
-            }
-        }
-        ecall::ECHO => Ok(ctx.ocall(ocall::ECHO, input)?),
-        _ => Err(EcallError::UnknownCall),
+    }
+
+    fn echo(&self, text: String) -> Result<String, String> {
+        self.host.echo(text).map_err(|e| e.to_string())
     }
 }
 
-coffer_enclave::entry!(handle);
+coffer_enclave::entry_interface!(
+    HELLO_INTERFACE,
+    hello_dispatch,
+    HelloEnclave {
+        host: HelloHostProxy::new(coffer_enclave::ocalls()),
+    },
+    ocalls: HELLO_HOST_INTERFACE,
+);

@@ -15,8 +15,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser};
-use coffer_host::{EcallError, Enclave, Platform};
-use hello_common::{ecall, ocall};
+use coffer_host::interface::TransportError;
+use coffer_host::{Enclave, EnclaveOptions, Platform};
+use hello_common::{
+    HELLO_HOST_INTERFACE, HELLO_INTERFACE, HelloHost, HelloProxy, hello_host_dispatch,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "hello", about = "Create the hello enclave and call into it")]
@@ -51,41 +54,52 @@ enum Failure {
     Other(String),
 }
 
-impl From<EcallError> for Failure {
-    fn from(e: EcallError) -> Self {
+impl From<TransportError> for Failure {
+    fn from(e: TransportError) -> Self {
         match e {
-            EcallError::EnclaveLost { .. } => Failure::Lost(e.to_string()),
+            TransportError::EnclaveLost(_) => Failure::Lost(e.to_string()),
             other => Failure::Other(other.to_string()),
         }
     }
 }
 
+/// The host's side of the OCALLs: `echo` answers with the text it was given.
+struct Host;
+
+impl HelloHost for Host {
+    fn echo(&self, text: String) -> String {
+        text
+    }
+}
+
 fn run(args: Args) -> Result<(), Failure> {
     let platform = Platform::connect(&args.socket).map_err(|e| Failure::Other(e.to_string()))?;
+    let options = EnclaveOptions::typed(&HELLO_INTERFACE).serving(
+        &HELLO_HOST_INTERFACE,
+        Host,
+        hello_host_dispatch,
+    );
     let enclave = platform
-        .create_enclave(&args.bundle)
+        .create_enclave_with(&args.bundle, options)
         .map_err(|e| Failure::Other(e.to_string()))?;
+    let hello = HelloProxy::new(&enclave);
     if let Some(nonce) = &args.probe {
-        enclave.ecall(ecall::PROBE, nonce)?;
+        hello.probe(nonce.clone())?;
         println!("enclave pid: {}", enclave.pid());
         if args.hold {
             hold(&enclave)?;
         }
     } else if let Some(path) = &args.try_open {
-        enclave.ecall(ecall::TRY_OPEN, path.as_bytes())?;
-        // The sandbox must stop the enclave; reaching this line means it did not.
-        return Err(Failure::Other(format!(
-            "the enclave opened {path}: its sandbox did not stop it"
-        )));
-    } else if let Some(text) = &args.echo {
-        let out = enclave.ecall_with(ecall::ECHO, text.as_bytes(), &mut |id, data| {
-            if id == ocall::ECHO {
-                Ok(data.to_vec())
-            } else {
-                Err((coffer_host::Status::UnknownCall, Vec::new()))
+        // The sandbox must stop the enclave; an answer means it did not.
+        return Err(Failure::Other(match hello.try_open(path.clone())? {
+            Ok(()) => format!("the enclave opened {path}: its sandbox did not stop it"),
+            Err(e) => {
+                format!("the enclave's open of {path} returned ({e}): its sandbox did not stop it")
             }
-        })?;
-        println!("{}", String::from_utf8_lossy(&out));
+        }));
+    } else if let Some(text) = &args.echo {
+        let out = hello.echo(text.clone())?.map_err(Failure::Other)?;
+        println!("{out}");
     }
     Ok(())
 }
