@@ -10,16 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use coffer_host::{EcallError, HostError, Platform, PlatformError};
+use coffer_host::interface::TransportError;
+use coffer_host::{Enclave, EnclaveOptions, HostError, Platform, PlatformError};
 use coffer_platform::{LaunchPolicy, SignerAllowlist};
 use coffer_sign::{Bundle, EnclaveConfig};
 use common::*;
-
-/// hello-common's call ids.
-const PROBE: u32 = 1;
-const TRY_OPEN: u32 = 2;
-const ECHO: u32 = 3;
-const OCALL_ECHO: u32 = 1;
+use hello_common::{
+    HELLO_HOST_INTERFACE, HELLO_INTERFACE, HelloHost, HelloProxy, hello_host_dispatch,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -77,11 +75,28 @@ fn refusal(r: Result<coffer_host::Enclave, HostError>) -> PlatformError {
     }
 }
 
-fn echo(enclave: &coffer_host::Enclave, text: &[u8]) -> Result<Vec<u8>, EcallError> {
-    enclave.ecall_with(ECHO, text, &mut |id, input| {
-        assert_eq!(id, OCALL_ECHO);
-        Ok([b"host saw: ".as_slice(), input].concat())
-    })
+/// The host's side of hello's OCALL: says what it saw.
+struct SawIt;
+
+impl HelloHost for SawIt {
+    fn echo(&self, text: String) -> String {
+        format!("host saw: {text}")
+    }
+}
+
+/// Creates the hello enclave with its typed interface, serving its OCALL with [`SawIt`].
+fn create(platform: &Platform, path: &std::path::Path) -> Result<Enclave, HostError> {
+    let options = EnclaveOptions::typed(&HELLO_INTERFACE).serving(
+        &HELLO_HOST_INTERFACE,
+        SawIt,
+        hello_host_dispatch,
+    );
+    platform.create_enclave_with(path, options)
+}
+
+fn echo(enclave: &Enclave, text: &str) -> Result<String, TransportError> {
+    let answer = HelloProxy::new(enclave).echo(text.into())?;
+    Ok(answer.unwrap_or_else(|e| panic!("the enclave's echo failed: {e}")))
 }
 
 #[test]
@@ -92,11 +107,11 @@ fn runs_hello_with_ecalls_and_ocalls_then_destroys_it() {
     let verified = b.verify().unwrap();
 
     let platform = Platform::connect(&d.socket).unwrap();
-    let enclave = platform.create_enclave(&path).unwrap();
+    let enclave = create(&platform, &path).unwrap();
     assert_eq!(enclave.mrenclave(), verified.mrenclave());
     assert!(!enclave.debug());
-    assert_eq!(echo(&enclave, b"hi").unwrap(), b"host saw: hi");
-    enclave.ecall(PROBE, &[1, 2, 3]).unwrap();
+    assert_eq!(echo(&enclave, "hi").unwrap(), "host saw: hi");
+    HelloProxy::new(&enclave).probe(vec![1, 2, 3]).unwrap();
 
     let s = platform.status().unwrap();
     assert_eq!(s.epc_used, verified.epc_size());
@@ -125,12 +140,14 @@ fn loses_hello_on_a_sandbox_violation_and_keeps_serving_the_others() {
         &hello_bundle(&hello_config("enclave.toml")),
     );
     let platform = Platform::connect(&d.socket).unwrap();
-    let victim = platform.create_enclave(&path).unwrap();
-    let bystander = platform.create_enclave(&path).unwrap();
+    let victim = create(&platform, &path).unwrap();
+    let bystander = create(&platform, &path).unwrap();
 
-    let err = victim.ecall(TRY_OPEN, b"/etc/hostname").unwrap_err();
+    let err = HelloProxy::new(&victim)
+        .try_open("/etc/hostname".into())
+        .unwrap_err();
     match &err {
-        EcallError::EnclaveLost { reason } => assert_eq!(
+        TransportError::EnclaveLost(reason) => assert_eq!(
             reason,
             "sandbox violation: the enclave made a forbidden system call (killed by seccomp)"
         ),
@@ -138,8 +155,8 @@ fn loses_hello_on_a_sandbox_violation_and_keeps_serving_the_others() {
     }
     // Every later call fails the same way.
     assert!(matches!(
-        echo(&victim, b"x"),
-        Err(EcallError::EnclaveLost { .. })
+        echo(&victim, "x"),
+        Err(TransportError::EnclaveLost(_))
     ));
 
     let c = Client::connect(&d);
@@ -156,11 +173,11 @@ fn loses_hello_on_a_sandbox_violation_and_keeps_serving_the_others() {
     });
     assert_eq!(s.enclaves.len(), 2);
     assert_eq!(
-        echo(&bystander, b"still here").unwrap(),
-        b"host saw: still here"
+        echo(&bystander, "still here").unwrap(),
+        "host saw: still here"
     );
-    let again = platform.create_enclave(&path).unwrap();
-    assert_eq!(echo(&again, b"new").unwrap(), b"host saw: new");
+    let again = create(&platform, &path).unwrap();
+    assert_eq!(echo(&again, "new").unwrap(), "host saw: new");
 }
 
 #[test]
@@ -173,9 +190,9 @@ fn refuses_a_second_hello_that_does_not_fit_until_the_first_is_destroyed() {
     let path = write_bundle(&d, "big.coffer", &b);
     let platform = Platform::connect(&d.socket).unwrap();
 
-    let first = platform.create_enclave(&path).unwrap();
-    assert_eq!(echo(&first, b"1").unwrap(), b"host saw: 1");
-    let err = refusal(platform.create_enclave(&path));
+    let first = create(&platform, &path).unwrap();
+    assert_eq!(echo(&first, "1").unwrap(), "host saw: 1");
+    let err = refusal(create(&platform, &path));
     assert_eq!(
         err,
         PlatformError::EpcExhausted {
@@ -191,8 +208,8 @@ fn refuses_a_second_hello_that_does_not_fit_until_the_first_is_destroyed() {
         "{msg}"
     );
     first.destroy().unwrap();
-    let second = platform.create_enclave(&path).unwrap();
-    assert_eq!(echo(&second, b"2").unwrap(), b"host saw: 2");
+    let second = create(&platform, &path).unwrap();
+    assert_eq!(echo(&second, "2").unwrap(), "host saw: 2");
 }
 
 /// The offset in the ELF file of a byte in the middle of its first executable load segment.
@@ -227,7 +244,7 @@ fn rejects_hello_with_one_code_byte_changed() {
     let path = write(d.dir.path(), "changed.coffer", &bytes);
 
     let platform = Platform::connect(&d.socket).unwrap();
-    let err = refusal(platform.create_enclave(&path));
+    let err = refusal(create(&platform, &path));
     assert_eq!(
         err,
         PlatformError::MeasurementMismatch {
@@ -249,7 +266,7 @@ fn rejects_debug_hello_without_allow_debug() {
     let path = write_bundle(&strict, "debug.coffer", &b);
     let platform = Platform::connect(&strict.socket).unwrap();
     assert_eq!(
-        refusal(platform.create_enclave(&path)),
+        refusal(create(&platform, &path)),
         PlatformError::DebugNotAllowed
     );
 
@@ -262,9 +279,9 @@ fn rejects_debug_hello_without_allow_debug() {
         TIMEOUT,
     );
     let platform = Platform::connect(&dev.socket).unwrap();
-    let enclave = platform.create_enclave(&path).unwrap();
+    let enclave = create(&platform, &path).unwrap();
     assert!(enclave.debug());
-    assert_eq!(echo(&enclave, b"dbg").unwrap(), b"host saw: dbg");
+    assert_eq!(echo(&enclave, "dbg").unwrap(), "host saw: dbg");
 }
 
 #[test]
@@ -281,7 +298,7 @@ fn rejects_hello_from_a_signer_not_on_the_allowlist() {
     let path = write_bundle(&d, "hello.coffer", &b);
     let platform = Platform::connect(&d.socket).unwrap();
     assert_eq!(
-        refusal(platform.create_enclave(&path)),
+        refusal(create(&platform, &path)),
         PlatformError::SignerNotAllowed {
             mrsigner: hex::encode(vector_key().verifying_key().mrsigner())
         }
@@ -297,7 +314,7 @@ fn loses_a_traced_hello_enclave() {
         &hello_bundle(&hello_config("enclave.toml")),
     );
     let platform = Platform::connect(&d.socket).unwrap();
-    let enclave = platform.create_enclave(&path).unwrap();
+    let enclave = create(&platform, &path).unwrap();
     let Ok(mut tracer) = std::process::Command::new("strace")
         .args(["-f", "-o", "/dev/null", "-p", &enclave.pid().to_string()])
         .stdin(std::process::Stdio::null())
@@ -315,8 +332,8 @@ fn loses_a_traced_hello_enclave() {
     let reason = s.enclaves[0].lost_reason.clone().unwrap();
     assert!(reason.starts_with("tracer attached (pid "), "{reason}");
     assert!(matches!(
-        echo(&enclave, b"x"),
-        Err(EcallError::EnclaveLost { .. })
+        echo(&enclave, "x"),
+        Err(TransportError::EnclaveLost(_))
     ));
     let _ = tracer.kill();
     let _ = tracer.wait();
