@@ -9,6 +9,7 @@ use std::time::Duration;
 use coffer_channel::{Channel, ChannelLayout, EnclaveState};
 use coffer_platform::{LaunchPolicy, SignerAllowlist};
 use coffer_proto::client::{PlatformError, Request, Response};
+use coffer_testkit::{is_root, require_root};
 use common::*;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,7 +60,7 @@ fn creates_lists_and_destroys_an_enclave_returning_its_epc() {
     // The enclave runs under its own uid, not the daemon's.
     let proc_status = std::fs::read_to_string(format!("/proc/{}/status", info.pid)).unwrap();
     let uid_line = proc_status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    if rustix::process::geteuid().is_root() {
+    if is_root() {
         assert!(
             !uid_line.split_whitespace().skip(1).any(|u| u == "0"),
             "{uid_line}"
@@ -499,8 +500,7 @@ fn helper_destroy_as_another_user() {
 fn rejects_a_destroy_from_another_users_connection() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("needs root to run a client as another user; skipped");
+    if !require_root("rejects_a_destroy_from_another_users_connection") {
         return;
     }
     let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
@@ -556,8 +556,7 @@ fn helper_serve_as_another_user() {
 #[test]
 fn keeps_enclaves_under_its_own_uid_when_not_root() {
     use std::os::unix::process::CommandExt;
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("needs root to start a daemon as another user; skipped");
+    if !require_root("keeps_enclaves_under_its_own_uid_when_not_root") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -570,13 +569,10 @@ fn keeps_enclaves_under_its_own_uid_when_not_root() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let d = Daemon {
-        socket: dir.path().join("platform.sock"),
-        dir,
-    };
+    let socket = dir.path().join("platform.sock");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let c = loop {
-        if let Ok(sock) = coffer_platform::client::connect(&d.socket) {
+        if let Ok(sock) = coffer_platform::client::connect(&socket) {
             break Client { sock };
         }
         assert!(
@@ -592,7 +588,7 @@ fn keeps_enclaves_under_its_own_uid_when_not_root() {
         s.tcb_status
     );
     let b = bundle(&vector_key(), &config(MIB, false), &ready_then_wait());
-    let path = write(d.dir.path(), "app.coffer", &b.to_bytes());
+    let path = write(dir.path(), "app.coffer", &b.to_bytes());
     let info = created(c.create(&path).0);
     let proc_status = std::fs::read_to_string(format!("/proc/{}/status", info.pid)).unwrap();
     let uids = proc_status.lines().find(|l| l.starts_with("Uid:")).unwrap();

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -21,40 +21,18 @@ use hello_common::{
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// The statically linked hello enclave ELF, built on first use.
 fn hello_elf() -> &'static [u8] {
     static ELF: OnceLock<Vec<u8>> = OnceLock::new();
     ELF.get_or_init(|| {
-        let ws = workspace();
-        let target_dir = ws.join("target/enclave-tests");
-        let status = std::process::Command::new(env!("CARGO"))
-            .current_dir(&ws)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "hello-enclave",
-                "--target",
-                "x86_64-unknown-linux-gnu",
-                "--target-dir",
-            ])
-            .arg(&target_dir)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .env_remove("CARGO_TARGET_DIR")
-            .status()
-            .expect("running cargo to build hello-enclave");
-        assert!(status.success(), "building hello-enclave failed");
-        std::fs::read(target_dir.join("x86_64-unknown-linux-gnu/release/hello-enclave"))
-            .expect("reading the hello-enclave binary")
+        let path = coffer_testkit::build_static_enclave("hello-enclave");
+        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     })
 }
 
 fn hello_config(file: &str) -> EnclaveConfig {
-    let text = std::fs::read_to_string(workspace().join("examples/hello").join(file)).unwrap();
+    let path = coffer_testkit::workspace_dir().join("examples/hello").join(file);
+    let text = std::fs::read_to_string(path).unwrap();
     EnclaveConfig::from_toml(&text).unwrap()
 }
 
@@ -212,27 +190,12 @@ fn refuses_a_second_hello_that_does_not_fit_until_the_first_is_destroyed() {
     assert_eq!(echo(&second, "2").unwrap(), "host saw: 2");
 }
 
-/// The offset in the ELF file of a byte in the middle of its first executable load segment.
-fn code_byte(elf: &[u8]) -> usize {
-    let u16_at = |o: usize| usize::from(u16::from_le_bytes([elf[o], elf[o + 1]]));
-    let u64_at =
-        |o: usize| usize::try_from(u64::from_le_bytes(elf[o..o + 8].try_into().unwrap())).unwrap();
-    let (phoff, phnum) = (u64_at(32), u16_at(56));
-    (0..phnum)
-        .map(|i| phoff + 56 * i)
-        .find(|&ph| {
-            u32::from_le_bytes(elf[ph..ph + 4].try_into().unwrap()) == 1 && elf[ph + 4] & 1 == 1
-        })
-        .map(|ph| u64_at(ph + 8) + u64_at(ph + 32) / 2)
-        .expect("an executable PT_LOAD segment")
-}
-
 #[test]
 fn rejects_hello_with_one_code_byte_changed() {
     let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
     let config = hello_config("enclave.toml");
     let b = hello_bundle(&config);
-    let at = code_byte(b.image());
+    let at = coffer_testkit::elf::executable_byte(b.image());
     let mut image = b.image().to_vec();
     image[at] ^= 0x01;
     let actual = coffer_sign::measure_enclave(&image, &config)

@@ -9,27 +9,13 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use coffer_abi::SigstructDate;
-use coffer_platform::{LaunchPolicy, Platform, PlatformConfig, VmSize};
+use coffer_platform::LaunchPolicy;
 use coffer_proto::client::{CreateOptions, PlatformError, PlatformStatus, Request, Response};
 use coffer_sign::{Bundle, EnclaveConfig, SigningKey};
-
-pub const MIB: u64 = 1 << 20;
-
-/// The RSA-3072 e=3 key of the public vectors (`sig1.key.pem`).
-pub fn vector_key() -> SigningKey {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors/sgx/sig1.key.pem"
-    );
-    let pem = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!("the public test vectors are missing ({path}: {e}); see ../shared/vectors/README.md")
-    });
-    SigningKey::from_pem(&pem).unwrap()
-}
+pub use coffer_testkit::{Daemon, MIB, vector_key};
 
 /// A static-pie ELF: one R|X load segment holding the headers and `code`, entry at `code`.
 pub fn elf(code: &[u8]) -> Vec<u8> {
@@ -193,28 +179,9 @@ pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-/// A daemon serving on a temporary socket for the rest of the test process.
-pub struct Daemon {
-    pub dir: tempfile::TempDir,
-    pub socket: PathBuf,
-}
-
-static UID_BASE: AtomicU32 = AtomicU32::new(3_000_000);
-
+/// A daemon serving on a temporary socket until it is dropped.
 pub fn start(vm_size: &str, policy: LaunchPolicy, ready_timeout: Duration) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("platform.sock");
-    let mut config = PlatformConfig::new(
-        VmSize::from_name(vm_size).unwrap(),
-        socket.clone(),
-        dir.path().join("state"),
-    );
-    config.policy = policy;
-    config.ready_timeout = ready_timeout;
-    config.uid_base = UID_BASE.fetch_add(10_000, Ordering::SeqCst);
-    let platform = Platform::bind(config).unwrap();
-    std::thread::spawn(move || platform.serve());
-    Daemon { dir, socket }
+    Daemon::start(vm_size, policy, ready_timeout)
 }
 
 /// One client connection.
@@ -224,8 +191,13 @@ pub struct Client {
 
 impl Client {
     pub fn connect(d: &Daemon) -> Client {
+        Client::at(&d.socket)
+    }
+
+    /// A connection to the daemon on `socket`.
+    pub fn at(socket: &Path) -> Client {
         Client {
-            sock: coffer_platform::client::connect(&d.socket).unwrap(),
+            sock: coffer_platform::client::connect(socket).unwrap(),
         }
     }
 
