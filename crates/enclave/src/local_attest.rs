@@ -253,3 +253,70 @@ impl Ctx<'_> {
         table().sessions.remove(&id).is_some()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Enough of a platform to start a handshake (which asks only for the identity).
+    struct Identity(ReportBody);
+
+    impl ReportService for Identity {
+        fn identity(&self) -> &ReportBody {
+            &self.0
+        }
+        fn ereport(&self, _: &Targetinfo, _: &[u8; 64]) -> Result<Report, String> {
+            Err("no EREPORT here".into())
+        }
+        fn egetkey(&self, _: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String> {
+            Err("no EGETKEY here".into())
+        }
+    }
+
+    fn table() -> Table {
+        Table {
+            next_id: 1,
+            pending: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+        }
+    }
+
+    fn pending() -> Pending {
+        Pending::Initiator(Initiator::start(&Identity(ReportBody::default())).0)
+    }
+
+    #[test]
+    fn evicts_the_oldest_pending_handshake_beyond_the_cap() {
+        let mut t = table();
+        let ids: Vec<u64> = (0..=MAX_PENDING_HANDSHAKES)
+            .map(|_| t.add_pending(pending()))
+            .collect();
+        assert_eq!(t.pending.len(), MAX_PENDING_HANDSHAKES);
+        assert!(matches!(
+            t.take_pending(ids[0]),
+            Err(HandshakeError::UnknownHandshake(1))
+        ));
+        assert!(t.take_pending(ids[1]).is_ok());
+        // A handshake is taken once: its next message finds nothing.
+        assert!(t.take_pending(ids[1]).is_err());
+    }
+
+    #[test]
+    fn refuses_sessions_beyond_the_cap() {
+        let mut t = table();
+        let session = || Session {
+            peer: ReportBody::default(),
+            key: Zeroizing::new([1; 32]),
+        };
+        for id in 0..MAX_SESSIONS as u64 {
+            t.add_session(id, session()).unwrap();
+        }
+        assert!(matches!(
+            t.add_session(1000, session()),
+            Err(HandshakeError::TooManySessions)
+        ));
+        t.sessions.remove(&0);
+        assert!(t.add_session(1000, session()).is_ok());
+    }
+}

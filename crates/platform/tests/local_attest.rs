@@ -254,6 +254,15 @@ fn the_handshake_fails_for_a_refused_peer_a_changed_report_a_replay_or_another_p
     m3.report[400] ^= 1;
     assert_fails(complete_b(ib, &m3), REPORT_MAC, "Msg3");
 
+    // A responder's handshake id given to the initiator's step.
+    let (_, ib, m2) = begin(&t.a, &t.b);
+    let wrong: Result<Msg3, String> = seal_attest::call(
+        &t.b,
+        call::LA_COMPLETE_INITIATOR,
+        &(ib, &m2, None::<[u8; 32]>),
+    );
+    assert_fails(wrong, "is not an initiator's", "a responder's id");
+
     // A genuine Msg3 of one handshake replayed into another.
     let (ia, ib, m2) = begin(&t.a, &t.b);
     let m3 = complete_a(ia, &m2, t.b.mrenclave()).unwrap();
