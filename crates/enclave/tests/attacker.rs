@@ -10,6 +10,7 @@ use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use coffer_channel::{CallError, Status};
+use coffer_testkit::{MemoryScan, scan_process_memory_for};
 use coffer_enclave::exit_code;
 use coffer_enclave::interface::{decode, encode};
 use coffer_proto::enclave::EnclaveMessage;
@@ -20,71 +21,15 @@ use hello_common::{HELLO_INTERFACE, probe_digest};
 const PROBE: u32 = 1;
 const ECHO: u32 = 3;
 
-/// What a scan of another process's memory found.
-#[derive(Debug, Default)]
-struct Scan {
-    secret_hits: usize,
-    marker_hits: usize,
-    bytes_read: u64,
-    ranges_read: usize,
-    ranges_refused: usize,
-}
+/// Where a [`scan`] counts the secret and the marker.
+const SECRET: usize = 0;
+const MARKER: usize = 1;
 
 /// Reads every readable mapping of `pid` through `/proc/PID/mem`, as root, counting where
 /// `secret` and `marker` occur. A range the kernel refuses (EIO for secret memory, and for
 /// special mappings such as `[vvar]`) is counted and skipped.
-fn scan(pid: u32, secret: &[u8; 32], marker: &[u8; 32]) -> Scan {
-    const CHUNK: usize = 1 << 20;
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let mut result = Scan::default();
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        if !perms.starts_with('r') {
-            continue;
-        }
-        let (start, end) = range.split_once('-').unwrap();
-        let start = u64::from_str_radix(start, 16).unwrap();
-        let end = u64::from_str_radix(end, 16).unwrap();
-        // Chunks overlap by 31 bytes so that a needle across a boundary is still seen.
-        let mut buf = vec![0u8; CHUNK + 31];
-        let (mut at, mut carried, mut refused) = (start, 0usize, false);
-        while at < end {
-            let want = usize::try_from(end - at).unwrap_or(CHUNK).min(CHUNK);
-            match mem.read_at(&mut buf[carried..carried + want], at) {
-                Ok(0) => break,
-                Ok(n) => {
-                    result.bytes_read += n as u64;
-                    let window = &buf[..carried + n];
-                    result.secret_hits += count(window, secret);
-                    result.marker_hits += count(window, marker);
-                    let keep = window.len().min(31);
-                    let tail = window.len() - keep;
-                    buf.copy_within(tail..tail + keep, 0);
-                    carried = keep;
-                    at += n as u64;
-                }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EIO | libc::EFAULT)) => {
-                    refused = true;
-                    break;
-                }
-                Err(e) => panic!("reading {range} of {pid}: {e}"),
-            }
-        }
-        if refused {
-            result.ranges_refused += 1;
-        } else {
-            result.ranges_read += 1;
-        }
-    }
-    result
-}
-
-fn count(haystack: &[u8], needle: &[u8; 32]) -> usize {
-    haystack.windows(32).filter(|w| w == needle).count()
+fn scan(pid: u32, secret: &[u8; 32], marker: &[u8; 32]) -> MemoryScan {
+    scan_process_memory_for(pid, &[secret, marker])
 }
 
 fn random32() -> [u8; 32] {
@@ -106,7 +51,7 @@ fn random32() -> [u8; 32] {
 /// memory. The nonce is the marker: it stays in the call buffer of the channel, which the
 /// enclave maps as ordinary shared memory, so finding it proves that the scan reads the
 /// enclave's ordinary memory in this very run.
-fn probe_and_scan(debug: bool) -> Scan {
+fn probe_and_scan(debug: bool) -> MemoryScan {
     let options = if debug {
         Options::hello().debug()
     } else {
@@ -134,13 +79,13 @@ fn root_scan_of_proc_mem_does_not_find_the_probe_in_a_production_enclave() {
     let scan = probe_and_scan(false);
     assert!(scan.bytes_read > 0 && scan.ranges_read > 0, "{scan:?}");
     assert!(
-        scan.marker_hits >= 1,
+        scan.hits[MARKER] >= 1,
         "the scan must see the enclave's ordinary memory: {scan:?}"
     );
     // At least the heap and the worker stacks are refused.
     assert!(scan.ranges_refused >= 3, "{scan:?}");
     assert_eq!(
-        scan.secret_hits, 0,
+        scan.hits[SECRET], 0,
         "the probe secret was found in enclave memory: {scan:?}"
     );
 }
@@ -151,18 +96,14 @@ fn root_scan_of_proc_mem_finds_the_probe_in_a_debug_enclave() {
         return;
     }
     let scan = probe_and_scan(true);
-    assert!(scan.marker_hits >= 1, "{scan:?}");
+    assert!(scan.hits[MARKER] >= 1, "{scan:?}");
     // 1000 copies in the heap and one in the worker's thread-local storage, on its stack.
-    assert!(scan.secret_hits >= 1001, "{scan:?}");
+    assert!(scan.hits[SECRET] >= 1001, "{scan:?}");
 }
 
 /// `PTRACE_SEIZE`s thread `tid` of the enclave from this (root) process: the debugger attaching.
 fn seize(tid: u32) {
-    let tid = libc::pid_t::try_from(tid).unwrap();
-    // SAFETY: PTRACE_SEIZE takes no pointers (addr and data are 0); it only makes this thread
-    // the tracer of `tid`, an enclave process this test started and reaps.
-    let rc = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0usize, 0usize) };
-    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    coffer_testkit::ptrace::seize(tid).unwrap();
 }
 
 /// The worker threads of `enclave` (every thread but the main one).
@@ -179,21 +120,7 @@ fn workers(enclave: &Enclave) -> Vec<u32> {
 /// parent, and the process is not gone (its pidfd not readable, the parent's wait not done)
 /// before it is reaped.
 fn reap_traced_thread(tid: u32) {
-    let tid = libc::pid_t::try_from(tid).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a valid out-pointer for the call's duration.
-        let rc = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
-        if rc != 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "thread {tid} still runs"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    coffer_testkit::ptrace::reap_traced_thread(tid, Duration::from_secs(30));
 }
 
 /// Attaches to the main thread (or to every worker) as root, makes an ECALL, and checks that a
@@ -215,8 +142,7 @@ fn ecall_under_a_tracer(debug: bool, attach_workers: bool) {
         seize(*tid);
     }
     // The kernel shows the tracing thread's id as the tracer.
-    // SAFETY: gettid has no arguments and cannot fail.
-    let tracer = unsafe { libc::gettid() };
+    let tracer = rustix::thread::gettid().as_raw_nonzero();
     // The typed echo, by hand: the OCALL's argument (a 1-tuple of the text) encodes as its
     // answer (the text) does, so the host hands the bytes back.
     let echo = |enclave: &Enclave| {

@@ -6,7 +6,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -27,30 +27,9 @@ pub struct Binaries {
 /// build does not wait for the lock of the `cargo test` that runs us.
 pub fn binaries() -> &'static Binaries {
     static BUILT: OnceLock<Binaries> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let target_dir = workspace.join("target/enclave-tests");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let triple = "x86_64-unknown-linux-gnu";
-        let status = Command::new(cargo)
-            .current_dir(&workspace)
-            .args(["build", "--release", "--target", triple, "--target-dir"])
-            .arg(&target_dir)
-            .args(["-p", "hello-enclave", "-p", "coffer-enclave"])
-            .args(["--bins", "--example", "test-enclave"])
-            .env(
-                "CARGO_ENCODED_RUSTFLAGS",
-                "-C\x1ftarget-feature=+crt-static",
-            )
-            .env_remove("RUSTFLAGS")
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the enclaves failed: {status}");
-        let out = target_dir.join(triple).join("release");
-        Binaries {
-            hello: out.join("hello-enclave"),
-            test_enclave: out.join("examples/test-enclave"),
-        }
+    BUILT.get_or_init(|| Binaries {
+        hello: coffer_testkit::build_static_enclave("hello-enclave"),
+        test_enclave: coffer_testkit::build_static_example("coffer-enclave", "test-enclave"),
     })
 }
 
@@ -60,23 +39,9 @@ pub const NOBODY: Credentials = Credentials {
     gid: 65534,
 };
 
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// Whether a root-only test can run: as root, or skipped with a reason outside CI.
-pub fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "{test} needs root, and CI runs as root"
-    );
-    eprintln!("skipping {test}: it needs root (reading or tracing another uid's process)");
-    false
-}
+// Not every test file uses both.
+#[allow(unused_imports)]
+pub use coffer_testkit::{is_root, require_root};
 
 /// How to launch an enclave.
 #[derive(Clone)]
