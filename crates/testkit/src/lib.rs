@@ -5,7 +5,7 @@
 //! | module | gives |
 //! |---|---|
 //! | [`build`] | static enclave builds (as `coffer build` makes them) and workspace binaries, in `target/enclave-tests`, once per test process |
-//! | [`vectors`] | the public test vectors in `../shared/vectors`, and their signing key |
+//! | [`vectors`] | the public test vectors in `../shared/vectors`, and their signing key (feature `sign`) |
 //! | [`root`] | the rule for root-only tests: skip with a reason when not root, never when `CI=true` |
 //! | [`scan`] | a root process's scan of another process's memory through `/proc/PID/mem` |
 //! | [`ptrace`] | a debugger attaching (`PTRACE_SEIZE`), and reaping the threads it traced |
@@ -13,8 +13,9 @@
 //! | [`elf`] | where an ELF file keeps its code |
 //! | [`daemon`] | the platform daemon in-process on a temporary socket (feature `daemon`) |
 //!
-//! `coffer-boundary`'s tests use the kit without the `daemon` feature, so that the kit does not
-//! depend on the crate they test.
+//! `coffer-boundary`'s and `coffer-enclave`'s tests use the kit without its default features
+//! (`daemon`, which brings `sign`): the kit must not depend on the crate under test, and
+//! examples (coffer-enclave's static test enclaves) are built with the dev-dependencies.
 
 #![deny(unsafe_code)]
 
@@ -36,7 +37,9 @@ pub use build::{
 pub use daemon::Daemon;
 pub use root::{is_root, require_root};
 pub use scan::{MemoryScan, scan_process_memory, scan_process_memory_for};
-pub use vectors::{vector, vector_key, vectors_dir};
+#[cfg(feature = "sign")]
+pub use vectors::vector_key;
+pub use vectors::{vector, vectors_dir};
 
 /// One mebibyte.
 pub const MIB: u64 = 1 << 20;

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use coffer_sign::SigningKey;
-
 use crate::build::workspace_dir;
 
 /// The shared vectors folder; fails the test, saying where it was expected, when it is missing.
@@ -31,10 +29,11 @@ pub fn vector(rel: &str) -> PathBuf {
 }
 
 /// The RSA-3072 e=3 key of the public vectors (`sgx/sig1.key.pem`).
-pub fn vector_key() -> SigningKey {
+#[cfg(feature = "sign")]
+pub fn vector_key() -> coffer_sign::SigningKey {
     let path = vector("sgx/sig1.key.pem");
     let pem = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    SigningKey::from_pem(&pem)
+    coffer_sign::SigningKey::from_pem(&pem)
         .unwrap_or_else(|e| panic!("{} is not a signing key: {e}", path.display()))
 }
