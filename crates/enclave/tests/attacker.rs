@@ -10,10 +10,10 @@ use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use coffer_channel::{CallError, Status};
-use coffer_testkit::{MemoryScan, scan_process_memory_for};
 use coffer_enclave::exit_code;
 use coffer_enclave::interface::{decode, encode};
 use coffer_proto::enclave::EnclaveMessage;
+use coffer_testkit::{MemoryScan, scan_process_memory_for};
 use common::{Enclave, Options, binaries, launch, require_root};
 use hello_common::{HELLO_INTERFACE, probe_digest};
 

@@ -135,3 +135,51 @@ fn switchless_workers_give_the_same_answers() {
         }
     }
 }
+
+/// The CPU time all of `pid`'s threads have used, from the scheduler's statistics.
+fn cpu_time(pid: u32) -> std::time::Duration {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path().join("schedstat");
+        // A thread that ended meanwhile has no statistics any more.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            ns += text
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+    }
+    std::time::Duration::from_nanos(ns)
+}
+
+#[test]
+fn switchless_workers_poll_after_a_call_and_others_sleep() {
+    // After a call a switchless worker polls its slot for the boot's spin (here the longest, 10
+    // ms), burning CPU; a normal worker goes to sleep after a few microseconds.
+    let mut used = Vec::new();
+    for spin_ns in [0, 10_000_000] {
+        let mut options = Options::hello();
+        options.switchless_spin_ns = spin_ns;
+        let enclave = launch(&binaries().hello, &options);
+        let hello = HelloProxy::new(
+            enclave.typed(|id, input| dispatched(hello_host_dispatch(&SawIt, id, input))),
+        );
+        // Let start-up settle, then measure the 20 ms after one call.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        hello.echo("x".into()).unwrap().unwrap();
+        let before = cpu_time(enclave.pid());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        used.push(cpu_time(enclave.pid()) - before);
+    }
+    let (normal, switchless) = (used[0], used[1]);
+    assert!(
+        normal < std::time::Duration::from_millis(1),
+        "a normal worker used {normal:?} of CPU while idle"
+    );
+    assert!(
+        switchless > std::time::Duration::from_millis(2),
+        "a switchless worker used only {switchless:?} of CPU after a call"
+    );
+}
