@@ -7,79 +7,21 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::FileExt;
 use std::process::{Child, Command, Stdio};
 
 use coffer_boundary::Credentials;
+use coffer_testkit::{MemoryScan, scan_process_memory_for};
 use common::{Launch, NOBODY, Probe, require_root};
 
-/// What a scan of another process's memory found.
-#[derive(Debug, Default)]
-struct Scan {
-    secret_hits: usize,
-    marker_hits: usize,
-    bytes_read: u64,
-    ranges_read: usize,
-    ranges_refused: usize,
-}
+/// Where a [`scan`] counts the secret and the marker.
+const SECRET: usize = 0;
+const MARKER: usize = 1;
 
 /// Reads every readable mapping of `pid` through `/proc/PID/mem`, as root, counting where
 /// `secret` and `marker` occur. A range the kernel refuses (EIO for secret memory, and for
 /// special mappings such as `[vvar]`) is counted and skipped.
-fn scan(pid: u32, secret: &[u8; 32], marker: &[u8; 32]) -> Scan {
-    const CHUNK: usize = 1 << 20;
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let mut result = Scan::default();
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        if !perms.starts_with('r') {
-            continue;
-        }
-        let (start, end) = range.split_once('-').unwrap();
-        let start = u64::from_str_radix(start, 16).unwrap();
-        let end = u64::from_str_radix(end, 16).unwrap();
-        // Chunks overlap by 31 bytes so a needle across a boundary is still seen.
-        let mut buf = vec![0u8; CHUNK + 31];
-        let mut at = start;
-        let mut carried = 0usize;
-        let mut refused = false;
-        while at < end {
-            let want = usize::try_from(end - at).unwrap_or(CHUNK).min(CHUNK);
-            match mem.read_at(&mut buf[carried..carried + want], at) {
-                Ok(0) => break,
-                Ok(n) => {
-                    result.bytes_read += n as u64;
-                    let window = &buf[..carried + n];
-                    result.secret_hits += count(window, secret);
-                    result.marker_hits += count(window, marker);
-                    let keep = window.len().min(31);
-                    let tail = window.len() - keep;
-                    buf.copy_within(tail..tail + keep, 0);
-                    carried = keep;
-                    at += n as u64;
-                }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EIO | libc::EFAULT)) => {
-                    refused = true;
-                    break;
-                }
-                Err(e) => panic!("reading {range} of {pid}: {e}"),
-            }
-        }
-        if refused {
-            result.ranges_refused += 1;
-        } else {
-            result.ranges_read += 1;
-        }
-    }
-    result
-}
-
-fn count(haystack: &[u8], needle: &[u8; 32]) -> usize {
-    haystack.windows(32).filter(|w| w == needle).count()
+fn scan(pid: u32, secret: &[u8; 32], marker: &[u8; 32]) -> MemoryScan {
+    scan_process_memory_for(pid, &[secret, marker])
 }
 
 fn random32() -> [u8; 32] {
@@ -103,7 +45,7 @@ fn random32() -> [u8; 32] {
 /// it proves the scan reads the enclave's ordinary memory in the very same run. The DEBUG run
 /// differs only in the memory kind, and must find the secret: that shows the scan would find
 /// it if the boundary failed.
-fn scan_enclave(debug: bool) -> Scan {
+fn scan_enclave(debug: bool) -> MemoryScan {
     let secret = random32();
     let marker = random32();
     let (input_r, input_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
@@ -135,13 +77,13 @@ fn root_scan_of_proc_mem_does_not_find_enclave_secrets() {
     let scan = scan_enclave(false);
     assert!(scan.bytes_read > 0 && scan.ranges_read > 0, "{scan:?}");
     assert!(
-        scan.marker_hits >= 1,
+        scan.hits[MARKER] >= 1,
         "the scan must see ordinary memory: {scan:?}"
     );
     // The heap arena and the worker's stack are refused.
     assert!(scan.ranges_refused >= 2, "{scan:?}");
     assert_eq!(
-        scan.secret_hits, 0,
+        scan.hits[SECRET], 0,
         "secret found in enclave memory: {scan:?}"
     );
 }
@@ -152,9 +94,9 @@ fn root_scan_of_proc_mem_finds_debug_enclave_secrets() {
         return;
     }
     let scan = scan_enclave(true);
-    assert!(scan.marker_hits >= 1, "{scan:?}");
+    assert!(scan.hits[MARKER] >= 1, "{scan:?}");
     // 1000 copies in the heap and one on the worker's stack.
-    assert!(scan.secret_hits >= 1001, "{scan:?}");
+    assert!(scan.hits[SECRET] >= 1001, "{scan:?}");
 }
 
 /// Starts `tracer-watch` and reads its start-up lines; returns it and its worker's tid.

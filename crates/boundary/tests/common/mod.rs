@@ -21,19 +21,7 @@ pub const NOBODY: Credentials = Credentials {
     gid: 65534,
 };
 
-/// Whether the test can run: as root, or skipped with a reason outside CI.
-pub fn require_root(test: &str) -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "{test} needs root, and CI runs as root"
-    );
-    eprintln!("skipping {test}: it needs root (switching uid, reading other processes' memory)");
-    false
-}
+pub use coffer_testkit::require_root;
 
 /// The probe binary, sealed.
 pub fn sealed_probe() -> SealedImage {
