@@ -16,9 +16,12 @@
 //!
 //! A slot moves through [`SlotState`]s. The host claims a free slot, writes an ECALL and wakes the
 //! enclave worker that owns that slot; the worker may answer with OCALLs, which the same host
-//! thread serves, and finally with the ECALL's result. Each side spins briefly and then sleeps on
-//! the slot's futex. The platform daemon maps the same memfd to mark an enclave *lost*, which
-//! wakes every waiter.
+//! thread serves, and finally with the ECALL's result. Each side polls the slot for a while and
+//! then sleeps on the slot's futex: how long is a [`WaitPolicy`], the channel's default or one
+//! per call ([`SlotClaim::ecall_with_policy`], [`EnclaveSlot::wait_ecall_with_policy`],
+//! [`EnclaveSlot::ocall_with_policy`]); a switchless call polls long enough that neither side
+//! needs a futex wake-up. The platform daemon maps the same memfd to mark an enclave *lost*,
+//! which wakes every waiter.
 //!
 //! Everything read from shared memory is untrusted: lengths are checked against the slot size
 //! that each side learned from its own trusted source, and data is copied out before use.

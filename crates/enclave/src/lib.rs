@@ -20,6 +20,53 @@
 //!
 //! ## Writing an enclave
 //!
+//! Declare the ECALLs as a trait with `#[ecalls]` and the OCALLs the host provides with
+//! `#[ocalls]`, in a crate the host links too (the hello example's `hello-common`), implement the
+//! first in the enclave and serve it with [`entry_interface!`]:
+//!
+//! ```no_run
+//! # mod common {
+//! #[coffer_interface::ecalls]
+//! pub trait Greeter {
+//!     fn greet(&self, name: String) -> Result<String, String>;
+//! }
+//!
+//! #[coffer_interface::ocalls]
+//! pub trait GreeterHost {
+//!     fn shout(&self, text: String) -> String;
+//! }
+//! # }
+//! # use common::*;
+//!
+//! struct Enclave {
+//!     host: GreeterHostProxy<coffer_enclave::Ocalls>,
+//! }
+//!
+//! impl Greeter for Enclave {
+//!     fn greet(&self, name: String) -> Result<String, String> {
+//!         // An OCALL on the host thread that made this ECALL.
+//!         self.host.shout(format!("hello, {name}")).map_err(|e| e.to_string())
+//!     }
+//! }
+//!
+//! coffer_enclave::entry_interface!(
+//!     GREETER_INTERFACE,
+//!     greeter_dispatch,
+//!     Enclave { host: GreeterHostProxy::new(coffer_enclave::ocalls()) },
+//!     ocalls: GREETER_HOST_INTERFACE,
+//! );
+//! ```
+//!
+//! Arguments and results are any `serde` types, passed by value; a method's own `Result` error
+//! reaches the host as a value. Before it reports ready the enclave compares the interface ids
+//! the host sent (`coffer_host::EnclaveOptions::typed`) with its own: a host built from another
+//! version of either trait is refused at creation with `LaunchFailed("… interface mismatch: the
+//! host expects Greeter <id>, this enclave implements Greeter <id>")`. A method reaches its
+//! [`Ctx`] (EGETKEY, sealing, reports) through [`with_ctx`]. A call the trait does not have is
+//! answered `UnknownCall`; arguments that do not decode fail the call with the reason.
+//!
+//! The raw interface underneath takes a handler of call ids and bytes:
+//!
 //! ```no_run
 //! use coffer_enclave::{Ctx, EcallError};
 //!
@@ -47,6 +94,14 @@
 //! calling host thread and asks the platform for EGETKEY and EREPORT. An error it returns reaches
 //! the host as a failed call carrying the error's bytes; [`EcallError::UnknownCall`] says the call
 //! id is not one of the enclave's.
+//!
+//! ## Switchless calls
+//!
+//! When the host creates the enclave with `coffer_host::SwitchlessConfig`, the boot carries its
+//! spin and every worker polls its slot for that long after each call before it sleeps on the
+//! futex, so that a call arriving meanwhile is taken without a wake-up; an OCALL the trait marks
+//! `#[switchless]` polls for the host's answer as long. Otherwise a worker sleeps after the
+//! channel's short default spin ([`coffer_channel::WaitPolicy`]).
 //!
 //! ## Sealing and local attestation
 //!

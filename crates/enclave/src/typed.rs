@@ -2,27 +2,7 @@
 //! `#[ocalls]` proxies that call the host from inside an ECALL, and the check, before `Ready`,
 //! that the host was built from the same traits.
 //!
-//! ```ignore
-//! #[coffer_interface::ecalls]
-//! pub trait Hello {
-//!     fn greet(&self, name: String) -> Result<String, String>;
-//! }
-//! #[coffer_interface::ocalls]
-//! pub trait HelloHost {
-//!     fn shout(&self, text: String) -> String;
-//! }
-//!
-//! struct Enclave;
-//!
-//! impl Hello for Enclave {
-//!     fn greet(&self, name: String) -> Result<String, String> {
-//!         let host = HelloHostProxy::new(coffer_enclave::ocalls());
-//!         host.shout(format!("hello, {name}")).map_err(|e| e.to_string())
-//!     }
-//! }
-//!
-//! coffer_enclave::entry_interface!(HELLO_INTERFACE, hello_dispatch, Enclave, ocalls: HELLO_HOST_INTERFACE);
-//! ```
+//! See "Writing an enclave" in the crate documentation.
 
 use std::cell::Cell;
 use std::sync::{Arc, OnceLock};
