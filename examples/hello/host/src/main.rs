@@ -33,7 +33,7 @@ struct Args {
     bundle: PathBuf,
     /// Ask the enclave to compute SHA-256("coffer-probe" ‖ NONCE) and keep it inside.
     #[arg(long, value_name = "NONCE_HEX", value_parser = parse_hex)]
-    probe: Option<Vec<u8>>,
+    probe: Option<Nonce>,
     /// After the probe, print the enclave's pid and wait until standard input closes.
     #[arg(long, requires = "probe")]
     hold: bool,
@@ -45,7 +45,11 @@ struct Args {
     echo: Option<String>,
 }
 
-fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+/// The probe's nonce. Spelled as an alias because clap's derive reads `Option<Vec<_>>` as an
+/// option given several values (here: one `u8` per value), not as one value of bytes.
+type Nonce = Vec<u8>;
+
+fn parse_hex(s: &str) -> Result<Nonce, String> {
     hex::decode(s).map_err(|e| format!("not hex: {e}"))
 }
 
