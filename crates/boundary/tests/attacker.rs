@@ -10,19 +10,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use coffer_boundary::Credentials;
-use coffer_testkit::{MemoryScan, scan_process_memory_for};
+use coffer_testkit::{SecretScan, scan_for_secret};
 use common::{Launch, NOBODY, Probe, require_root};
-
-/// Where a [`scan`] counts the secret and the marker.
-const SECRET: usize = 0;
-const MARKER: usize = 1;
-
-/// Reads every readable mapping of `pid` through `/proc/PID/mem`, as root, counting where
-/// `secret` and `marker` occur. A range the kernel refuses (EIO for secret memory, and for
-/// special mappings such as `[vvar]`) is counted and skipped.
-fn scan(pid: u32, secret: &[u8; 32], marker: &[u8; 32]) -> MemoryScan {
-    scan_process_memory_for(pid, &[secret, marker])
-}
 
 fn random32() -> [u8; 32] {
     let mut bytes = [0u8; 32];
@@ -45,7 +34,7 @@ fn random32() -> [u8; 32] {
 /// it proves the scan reads the enclave's ordinary memory in the very same run. The DEBUG run
 /// differs only in the memory kind, and must find the secret: that shows the scan would find
 /// it if the boundary failed.
-fn scan_enclave(debug: bool) -> MemoryScan {
+fn scan_enclave(debug: bool) -> SecretScan {
     let secret = random32();
     let marker = random32();
     let (input_r, input_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
@@ -63,7 +52,7 @@ fn scan_enclave(debug: bool) -> MemoryScan {
     drop(input_w);
     assert_eq!(enclave.line(), "ready");
 
-    let result = scan(enclave.pid(), &secret, &marker);
+    let result = scan_for_secret(enclave.pid(), &secret, &marker);
     let status = enclave.wait();
     assert!(status.success(), "the enclave failed: {status:?}");
     result
@@ -74,18 +63,8 @@ fn root_scan_of_proc_mem_does_not_find_enclave_secrets() {
     if !require_root("root_scan_of_proc_mem_does_not_find_enclave_secrets") {
         return;
     }
-    let scan = scan_enclave(false);
-    assert!(scan.bytes_read > 0 && scan.ranges_read > 0, "{scan:?}");
-    assert!(
-        scan.hits[MARKER] >= 1,
-        "the scan must see ordinary memory: {scan:?}"
-    );
     // The heap arena and the worker's stack are refused.
-    assert!(scan.ranges_refused >= 2, "{scan:?}");
-    assert_eq!(
-        scan.hits[SECRET], 0,
-        "secret found in enclave memory: {scan:?}"
-    );
+    scan_enclave(false).assert_secret_hidden(2);
 }
 
 #[test]
@@ -93,10 +72,8 @@ fn root_scan_of_proc_mem_finds_debug_enclave_secrets() {
     if !require_root("root_scan_of_proc_mem_finds_debug_enclave_secrets") {
         return;
     }
-    let scan = scan_enclave(true);
-    assert!(scan.hits[MARKER] >= 1, "{scan:?}");
     // 1000 copies in the heap and one on the worker's stack.
-    assert!(scan.hits[SECRET] >= 1001, "{scan:?}");
+    scan_enclave(true).assert_secret_found(1001);
 }
 
 /// Starts `tracer-watch` and reads its start-up lines; returns it and its worker's tid.

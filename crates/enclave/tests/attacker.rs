@@ -13,24 +13,13 @@ use coffer_channel::{CallError, Status};
 use coffer_enclave::exit_code;
 use coffer_enclave::interface::{decode, encode};
 use coffer_proto::enclave::EnclaveMessage;
-use coffer_testkit::{MemoryScan, scan_process_memory_for};
+use coffer_testkit::{SecretScan, scan_for_secret};
 use common::{Enclave, Options, binaries, launch, require_root};
 use hello_common::{HELLO_INTERFACE, probe_digest};
 
 /// hello's call ids (declaration order in `hello_common::Hello`).
 const PROBE: u32 = 1;
 const ECHO: u32 = 3;
-
-/// Where a [`scan`] counts the secret and the marker.
-const SECRET: usize = 0;
-const MARKER: usize = 1;
-
-/// Reads every readable mapping of `pid` through `/proc/PID/mem`, as root, counting where
-/// `secret` and `marker` occur. A range the kernel refuses (EIO for secret memory, and for
-/// special mappings such as `[vvar]`) is counted and skipped.
-fn scan(pid: u32, secret: &[u8; 32], marker: &[u8; 32]) -> MemoryScan {
-    scan_process_memory_for(pid, &[secret, marker])
-}
 
 fn random32() -> [u8; 32] {
     let mut bytes = [0u8; 32];
@@ -51,7 +40,7 @@ fn random32() -> [u8; 32] {
 /// memory. The nonce is the marker: it stays in the call buffer of the channel, which the
 /// enclave maps as ordinary shared memory, so finding it proves that the scan reads the
 /// enclave's ordinary memory in this very run.
-fn probe_and_scan(debug: bool) -> MemoryScan {
+fn probe_and_scan(debug: bool) -> SecretScan {
     let options = if debug {
         Options::hello().debug()
     } else {
@@ -68,7 +57,7 @@ fn probe_and_scan(debug: bool) -> MemoryScan {
         result.output.is_empty(),
         "the probe must not send anything out"
     );
-    scan(enclave.pid(), &probe_digest(&nonce), &nonce)
+    scan_for_secret(enclave.pid(), &probe_digest(&nonce), &nonce)
 }
 
 #[test]
@@ -76,18 +65,8 @@ fn root_scan_of_proc_mem_does_not_find_the_probe_in_a_production_enclave() {
     if !require_root("root_scan_of_proc_mem_does_not_find_the_probe_in_a_production_enclave") {
         return;
     }
-    let scan = probe_and_scan(false);
-    assert!(scan.bytes_read > 0 && scan.ranges_read > 0, "{scan:?}");
-    assert!(
-        scan.hits[MARKER] >= 1,
-        "the scan must see the enclave's ordinary memory: {scan:?}"
-    );
     // At least the heap and the worker stacks are refused.
-    assert!(scan.ranges_refused >= 3, "{scan:?}");
-    assert_eq!(
-        scan.hits[SECRET], 0,
-        "the probe secret was found in enclave memory: {scan:?}"
-    );
+    probe_and_scan(false).assert_secret_hidden(3);
 }
 
 #[test]
@@ -95,10 +74,8 @@ fn root_scan_of_proc_mem_finds_the_probe_in_a_debug_enclave() {
     if !require_root("root_scan_of_proc_mem_finds_the_probe_in_a_debug_enclave") {
         return;
     }
-    let scan = probe_and_scan(true);
-    assert!(scan.hits[MARKER] >= 1, "{scan:?}");
     // 1000 copies in the heap and one in the worker's thread-local storage, on its stack.
-    assert!(scan.hits[SECRET] >= 1001, "{scan:?}");
+    probe_and_scan(true).assert_secret_found(1001);
 }
 
 /// `PTRACE_SEIZE`s thread `tid` of the enclave from this (root) process: the debugger attaching.

@@ -36,7 +36,9 @@ pub use build::{
 #[cfg(feature = "daemon")]
 pub use daemon::Daemon;
 pub use root::{is_root, require_root};
-pub use scan::{MemoryScan, scan_process_memory, scan_process_memory_for};
+pub use scan::{
+    MemoryScan, SecretScan, scan_for_secret, scan_process_memory, scan_process_memory_for,
+};
 #[cfg(feature = "sign")]
 pub use vectors::vector_key;
 pub use vectors::{vector, vectors_dir};

@@ -95,6 +95,55 @@ pub fn scan_process_memory_for(pid: u32, needles: &[&[u8]]) -> MemoryScan {
     result
 }
 
+/// A scan for a secret and a marker that reached the process by an ordinary-memory path:
+/// finding the marker proves that the scan read the process's ordinary memory in this very run,
+/// so not finding the secret means something.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SecretScan {
+    pub secret_hits: usize,
+    pub marker_hits: usize,
+    pub bytes_read: u64,
+    pub ranges_read: usize,
+    pub ranges_refused: usize,
+}
+
+/// Scans `pid` for `secret` and `marker` (see [`scan_process_memory_for`]).
+pub fn scan_for_secret(pid: u32, secret: &[u8], marker: &[u8]) -> SecretScan {
+    let scan = scan_process_memory_for(pid, &[secret, marker]);
+    SecretScan {
+        secret_hits: scan.hits[0],
+        marker_hits: scan.hits[1],
+        bytes_read: scan.bytes_read,
+        ranges_read: scan.ranges_read,
+        ranges_refused: scan.ranges_refused,
+    }
+}
+
+impl SecretScan {
+    /// The boundary held: the scan read ordinary memory and found the marker there, the kernel
+    /// refused at least `min_refused` mappings (the secret memory), and no copy of the secret
+    /// was seen.
+    pub fn assert_secret_hidden(&self, min_refused: usize) {
+        assert!(self.bytes_read > 0 && self.ranges_read > 0, "{self:?}");
+        assert!(
+            self.marker_hits >= 1,
+            "the scan must see the process's ordinary memory: {self:?}"
+        );
+        assert!(self.ranges_refused >= min_refused, "{self:?}");
+        assert_eq!(
+            self.secret_hits, 0,
+            "the secret was found in the process's memory: {self:?}"
+        );
+    }
+
+    /// The control, where the secret is in ordinary memory: the scan found the marker and at
+    /// least `copies` copies of the secret.
+    pub fn assert_secret_found(&self, copies: usize) {
+        assert!(self.marker_hits >= 1, "{self:?}");
+        assert!(self.secret_hits >= copies, "{self:?}");
+    }
+}
+
 /// Occurrences of `needle` in `window` that end after its first `carried` bytes (those were
 /// counted with the previous chunk).
 fn count(window: &[u8], needle: &[u8], carried: usize) -> usize {

@@ -40,7 +40,7 @@ use coffer_host::interface::TransportError;
 use coffer_host::{Enclave, EnclaveOptions, Platform};
 use coffer_testkit::process::{Finished, Spawned};
 use coffer_testkit::ptrace::Tracer;
-use coffer_testkit::{MIB, require_root, scan_process_memory_for, workspace_dir};
+use coffer_testkit::{MIB, SecretScan, require_root, scan_for_secret, workspace_dir};
 use hello_common::{
     HELLO_HOST_INTERFACE, HELLO_INTERFACE, HelloHost, HelloProxy, PROBE_HEAP_COPIES,
     hello_host_dispatch, probe_digest,
@@ -421,10 +421,6 @@ fn echo(enclave: &Enclave, text: &str) -> Result<String, TransportError> {
 // ---------------------------------------------------------------------------------------------
 // The memory scan.
 
-/// Where a scan counts the probe digest and the nonce.
-const SECRET: usize = 0;
-const MARKER: usize = 1;
-
 /// Holds a hello enclave that has PROBEd a fresh nonce and scans it, as root, through
 /// `/proc/PID/mem`, for the digest and for the nonce.
 ///
@@ -434,10 +430,10 @@ const MARKER: usize = 1;
 /// the daemon, so it holds no copy of anyone's memory. The nonce is the marker: it stays in the
 /// call buffer of the channel, which the enclave maps as ordinary shared memory, so finding it
 /// proves that the scan reads the enclave's ordinary memory in this very run.
-fn hold_and_scan(node: &Node, bundle: &Path) -> coffer_testkit::MemoryScan {
+fn hold_and_scan(node: &Node, bundle: &Path) -> SecretScan {
     let nonce = random_nonce();
     let (hello, pid) = node.hold(bundle, &nonce);
-    let scan = scan_process_memory_for(pid, &[&probe_digest(&nonce), &nonce]);
+    let scan = scan_for_secret(pid, &probe_digest(&nonce), &nonce);
     let done = hello.wait(TIMEOUT);
     done.expect_success("hello --hold after its standard input closed");
     scan
@@ -453,26 +449,11 @@ fn root_scan_of_proc_mem_does_not_find_the_probe_in_hello_but_finds_it_in_its_de
     let f = fixture();
     let node = Node::start("Standard_DC2s_v2", &[os("--allow-debug")]);
 
-    let scan = hold_and_scan(&node, &f.hello);
-    assert!(scan.bytes_read > 0 && scan.ranges_read > 0, "{scan:?}");
-    assert!(
-        scan.hits[MARKER] >= 1,
-        "the scan must see the enclave's ordinary memory: {scan:?}"
-    );
     // At least the heap and the two worker stacks are secret memory, which the kernel refuses.
-    assert!(scan.ranges_refused >= 3, "{scan:?}");
-    assert_eq!(
-        scan.hits[SECRET], 0,
-        "the probe digest was found in the enclave's memory: {scan:?}"
-    );
-
-    // The control: the DEBUG twin keeps the same copies in ordinary memory.
-    let scan = hold_and_scan(&node, &f.debug);
-    assert!(scan.hits[MARKER] >= 1, "{scan:?}");
-    assert!(
-        scan.hits[SECRET] > PROBE_HEAP_COPIES,
-        "the heap's copies and the stack's: {scan:?}"
-    );
+    hold_and_scan(&node, &f.hello).assert_secret_hidden(3);
+    // The control: the DEBUG twin keeps the same copies in ordinary memory, the heap's and the
+    // one on the worker's stack.
+    hold_and_scan(&node, &f.debug).assert_secret_found(PROBE_HEAP_COPIES + 1);
 }
 
 // ---------------------------------------------------------------------------------------------
