@@ -35,6 +35,7 @@ pub use build::{
 };
 #[cfg(feature = "daemon")]
 pub use daemon::Daemon;
+pub use process::wait_until;
 pub use root::{is_root, require_root};
 pub use scan::{
     MemoryScan, SecretScan, scan_for_secret, scan_process_memory, scan_process_memory_for,

@@ -214,3 +214,24 @@ fn whole(mut out: impl Read + Send + 'static) -> Receiver<String> {
     });
     rx
 }
+
+/// Polls `probe` every `interval` until it returns `Ok`, and returns that value; fails the test
+/// when `timeout` passes first, naming `what` and showing the last `Err` value.
+pub fn wait_until<T, E: std::fmt::Debug>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut probe: impl FnMut() -> Result<T, E>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {last:#?}"
+            ),
+        }
+        std::thread::sleep(interval);
+    }
+}

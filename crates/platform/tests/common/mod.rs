@@ -9,7 +9,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use coffer_abi::SigstructDate;
 use coffer_platform::LaunchPolicy;
@@ -237,17 +237,10 @@ impl Client {
 
     /// Polls the status until `check` holds (5 s at most).
     pub fn wait_for(&self, what: &str, check: impl Fn(&PlatformStatus) -> bool) -> PlatformStatus {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
+        let (timeout, interval) = (Duration::from_secs(5), Duration::from_millis(20));
+        coffer_testkit::wait_until(what, timeout, interval, || {
             let s = self.status();
-            if check(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {s:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            if check(&s) { Ok(s) } else { Err(s) }
+        })
     }
 }

@@ -51,6 +51,9 @@ use serde_json::Value;
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a build may take (cold, it compiles the enclave and its dependencies).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long `coffer keygen` may take: the search for RSA-3072 primes with e = 3 in a debug
+/// build takes from seconds to a minute on a busy machine.
+const KEYGEN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 // ---------------------------------------------------------------------------------------------
 // The binaries and bundles, made once per test process.
@@ -83,11 +86,10 @@ impl Fixture {
         let dir = fixture_dir();
         let examples = workspace_dir().join("examples/hello");
         let key = dir.join("key.pem");
-        run_coffer(
-            &coffer,
-            "keygen",
-            &[os("keygen"), os("-o"), key.as_os_str()],
-        );
+        let mut keygen = Command::new(&coffer);
+        keygen.arg("keygen").arg("-o").arg(&key);
+        coffer_testkit::process::run("coffer keygen", &mut keygen, KEYGEN_TIMEOUT)
+            .expect_success("coffer keygen");
 
         let hello = dir.join("hello.coffer");
         let debug = dir.join("hello-debug.coffer");
@@ -298,18 +300,10 @@ impl Node {
 
     /// Polls the status until `check` holds.
     fn wait_for(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
+        coffer_testkit::wait_until(what, TIMEOUT, Duration::from_millis(50), || {
             let s = self.status();
-            if check(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {s:#}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            if check(&s) { Ok(s) } else { Err(s) }
+        })
     }
 
     /// `hello --socket SOCKET --bundle BUNDLE ARGS`.
