@@ -18,8 +18,12 @@ pub(crate) mod header {
     pub const ENCLAVE_STATE: usize = 20;
     pub const LOST_CODE: usize = 24;
     pub const LOST_REASON_LEN: usize = 28;
-    /// Number of host threads waiting for a free slot (a futex word bumped on every release).
+    /// A futex word bumped on every slot release, which host threads waiting for a free slot
+    /// sleep on.
     pub const FREE_SEQ: usize = 32;
+    /// How many host threads sleep on `FREE_SEQ`: a release makes the wake-up system call only
+    /// when some do.
+    pub const FREE_WAITERS: usize = 36;
     pub const LOST_REASON: usize = 64;
     pub const LOST_REASON_MAX: usize = 256;
 }

@@ -197,3 +197,23 @@ fn serves_calls_whatever_each_side_spins() {
         ));
     }
 }
+
+#[test]
+fn wakes_every_host_thread_waiting_for_a_free_slot_in_turn() {
+    // Four threads share one slot: each release wakes a waiter (and only a release that has
+    // waiters makes the wake-up call), so every call completes.
+    let (host, enclave, _daemon) = pair(1, 4096);
+    let _w = serve(enclave, 0);
+    std::thread::scope(|s| {
+        for t in 0..4u8 {
+            let host = &host;
+            s.spawn(move || {
+                for _ in 0..50 {
+                    let mut c = host.claim(true).unwrap();
+                    let r = c.ecall(2, &[t; 3], &mut |_, _| unreachable!()).unwrap();
+                    assert_eq!(r.output, [0xab; 3]);
+                }
+            });
+        }
+    });
+}

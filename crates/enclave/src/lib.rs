@@ -100,8 +100,8 @@
 //! When the host creates the enclave with `coffer_host::SwitchlessConfig`, the boot carries its
 //! spin and every worker polls its slot for that long after each call before it sleeps on the
 //! futex, so that a call arriving meanwhile is taken without a wake-up; an OCALL the trait marks
-//! `#[switchless]` polls for the host's answer as long. Otherwise a worker sleeps after the
-//! channel's short default spin ([`coffer_channel::WaitPolicy`]).
+//! `#[switchless]` polls for the host's answer as long. Otherwise a worker polls for 5 µs after a
+//! call (a host that calls again at once finds it awake) and then sleeps.
 //!
 //! ## Sealing and local attestation
 //!

@@ -215,14 +215,21 @@ fn worker(index: u32, start: &Receiver<Arc<Runtime>>, probe: &TracerProbe) {
 /// every enclave thread as well, so a tracer is caught even without calls.
 const TRACER_RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// How long a worker that is not switchless polls its slot after a call before it sleeps: long
+/// enough to catch a host that calls again at once, short enough not to burn CPU. (A call that
+/// finds the worker asleep waits for the kernel to wake it, about 13 µs here; one that finds it
+/// polling is taken in well under a microsecond.)
+const IDLE_SPIN: WaitPolicy = WaitPolicy {
+    spin: std::time::Duration::from_micros(5),
+};
+
 /// Serves ECALLs on `slot` until the enclave is lost or destroyed.
 ///
 /// A switchless enclave's worker polls its slot for the switchless spin after each call, so
-/// that the next call needs no futex wake-up; otherwise it sleeps after the channel's short
-/// default spin.
+/// that the next call needs no futex wake-up; otherwise it sleeps after [`IDLE_SPIN`].
 fn serve(rt: &Runtime, index: u32, slot: EnclaveSlot<'_>, probe: &TracerProbe) {
     let mut last_clean: Option<std::time::Instant> = None;
-    let idle = rt.switchless.unwrap_or(rt.channel.wait_policy());
+    let idle = rt.switchless.unwrap_or(IDLE_SPIN);
     loop {
         let call = match slot.wait_ecall_with_policy(idle) {
             Ok(call) => call,
