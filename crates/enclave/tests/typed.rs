@@ -166,20 +166,24 @@ fn switchless_workers_poll_after_a_call_and_others_sleep() {
         let hello = HelloProxy::new(
             enclave.typed(|id, input| dispatched(hello_host_dispatch(&SawIt, id, input))),
         );
-        // Let start-up settle, then measure the 20 ms after one call.
+        // Let start-up settle, then measure one call and the 30 ms after it (from before the
+        // call, so that a test thread descheduled after it does not miss the spin).
         std::thread::sleep(std::time::Duration::from_millis(50));
-        hello.echo("x".into()).unwrap().unwrap();
         let before = cpu_time(enclave.pid());
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        hello.echo("x".into()).unwrap().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
         used.push(cpu_time(enclave.pid()) - before);
     }
     let (normal, switchless) = (used[0], used[1]);
+    // A normal worker uses a few hundred microseconds at most (the call, the first tracer
+    // check); a switchless one polls for 10 ms of wall time, of which it gets several even on a
+    // loaded machine.
     assert!(
-        normal < std::time::Duration::from_millis(1),
-        "a normal worker used {normal:?} of CPU while idle"
+        normal < std::time::Duration::from_micros(1500),
+        "a normal worker used {normal:?} of CPU for one call"
     );
     assert!(
         switchless > std::time::Duration::from_millis(2),
-        "a switchless worker used only {switchless:?} of CPU after a call"
+        "a switchless worker used only {switchless:?} of CPU for one call and its spin"
     );
 }
