@@ -31,7 +31,9 @@ fn hello_elf() -> &'static [u8] {
 }
 
 fn hello_config(file: &str) -> EnclaveConfig {
-    let path = coffer_testkit::workspace_dir().join("examples/hello").join(file);
+    let path = coffer_testkit::workspace_dir()
+        .join("examples/hello")
+        .join(file);
     let text = std::fs::read_to_string(path).unwrap();
     EnclaveConfig::from_toml(&text).unwrap()
 }
