@@ -113,15 +113,20 @@ impl Spawned {
 
     /// Closes standard input and waits up to `timeout` for the child to end. Fails the test
     /// (killing the child) when it does not.
-    pub fn wait(mut self, timeout: Duration) -> Finished {
+    pub fn wait(self, timeout: Duration) -> Finished {
+        let name = self.name.clone();
+        self.try_wait(timeout).unwrap_or_else(|stderr| {
+            panic!("{name} still runs after {timeout:?}; killed it. stderr:\n{stderr}")
+        })
+    }
+
+    /// Like [`Spawned::wait`], but a child that does not end in time is killed and reaped and
+    /// its standard error returned as the error, without failing the test (for clean-ups).
+    pub fn try_wait(mut self, timeout: Duration) -> Result<Finished, String> {
         self.close_stdin();
-        let status = wait_within(&mut self.child, timeout).unwrap_or_else(|| {
-            panic!(
-                "{} still runs after {timeout:?}; killed it. stderr:\n{}",
-                self.name,
-                self.drain_stderr()
-            )
-        });
+        let Some(status) = wait_within(&mut self.child, timeout) else {
+            return Err(self.drain_stderr());
+        };
         let mut stdout = String::new();
         let deadline = Instant::now() + DRAIN;
         while let Ok(line) = self
@@ -131,17 +136,17 @@ impl Spawned {
             stdout.push_str(&line);
             stdout.push('\n');
         }
-        Finished {
+        Ok(Finished {
             status,
             stdout,
             stderr: self.drain_stderr(),
-        }
+        })
     }
 
-    /// Kills the child now and waits for it.
-    pub fn kill(mut self) -> Finished {
+    /// Kills the child now and reaps it; its output so far, when it ends in time.
+    pub fn kill(mut self) -> Option<Finished> {
         let _ = self.child.kill();
-        self.wait(DRAIN)
+        self.try_wait(DRAIN).ok()
     }
 
     fn drain_stderr(&self) -> String {
@@ -161,6 +166,11 @@ impl Drop for Spawned {
 /// Runs `cmd` to its end (standard input closed at once), within `timeout`.
 pub fn run(name: &str, cmd: &mut Command, timeout: Duration) -> Finished {
     Spawned::start(name, cmd).wait(timeout)
+}
+
+/// Like [`run`], but `None` (the child killed) instead of a failure when it takes longer.
+pub fn try_run(name: &str, cmd: &mut Command, timeout: Duration) -> Option<Finished> {
+    Spawned::start(name, cmd).try_wait(timeout).ok()
 }
 
 /// Runs `cmd` with its output going where the test's goes, within `timeout`; kills it and

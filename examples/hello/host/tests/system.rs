@@ -287,10 +287,11 @@ impl Node {
         let mut cmd = Command::new(&fixture().coffer);
         cmd.args(["platform", "status", "--json", "--socket"])
             .arg(&self.socket);
-        let done = coffer_testkit::process::run("coffer platform status", &mut cmd, TIMEOUT);
+        let done = coffer_testkit::process::try_run("coffer platform status", &mut cmd, TIMEOUT)?;
         done.status
             .success()
-            .then(|| serde_json::from_str(done.stdout.trim()).unwrap())
+            .then(|| serde_json::from_str(done.stdout.trim()).ok())
+            .flatten()
     }
 
     /// `coffer platform status --json`.
@@ -366,7 +367,7 @@ impl Drop for Node {
             std::thread::sleep(Duration::from_millis(50));
         }
         if let Some(daemon) = self.daemon.take() {
-            daemon.kill();
+            let _ = daemon.kill();
         }
     }
 }
