@@ -4,71 +4,35 @@
 //! `cargo bench -p coffer-channel --bench roundtrip` re-executes itself as the peer process, which
 //! maps the same memfd.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use coffer_channel::{Channel, ChannelLayout, SharedMapping, Status, WaitPolicy};
-use rustix::thread::futex;
+use coffer_channel::{Channel, ChannelLayout, Status, WaitPolicy};
+
+// The futex and spin ping-pong baselines and the statistics, shared with coffer-bench's benches.
+#[path = "../../bench/src/baseline.rs"]
+#[allow(dead_code)]
+mod baseline;
+use baseline::{Stats, Wait, pingpong, spawn_peer};
 
 const ITERS: usize = 50_000;
 const WARMUP: usize = 2_000;
 
-fn futex_wait_for(w: &AtomicU32, want: u32) {
-    loop {
-        let v = w.load(Ordering::Acquire);
-        if v == want {
+/// The enclave side of the channel benchmarks: answers ECALL 2 with its input, others empty.
+fn channel_peer(mode: &str, fd: OwnedFd) {
+    let (slots, size, spin) = parse_geometry(mode);
+    let mut ch =
+        Channel::open(fd.as_fd(), ChannelLayout::new(slots, size).expect("layout")).expect("open");
+    ch.set_wait_policy(WaitPolicy { spin });
+    let s = ch.enclave_slot(0).expect("slot");
+    while let Ok(inc) = s.wait_ecall() {
+        let out = if inc.call_id == 2 {
+            inc.input
+        } else {
+            Vec::new()
+        };
+        if s.respond(Status::Ok, &out).is_err() {
             return;
-        }
-        let _ = futex::wait(w, futex::Flags::empty(), v, None);
-    }
-}
-
-fn spin_wait_for(w: &AtomicU32, want: u32) {
-    while w.load(Ordering::Acquire) != want {
-        std::hint::spin_loop();
-    }
-}
-
-fn child(mode: &str, fd: OwnedFd) {
-    match mode {
-        "futex" | "spin" => {
-            let m = SharedMapping::map(fd.as_fd(), 4096).expect("map");
-            let w = m.u32_at(0);
-            let mut expect = 1;
-            loop {
-                if mode == "futex" {
-                    futex_wait_for(w, expect);
-                } else {
-                    spin_wait_for(w, expect);
-                }
-                if expect == u32::MAX - 1 {
-                    return;
-                }
-                w.store(expect + 1, Ordering::Release);
-                if mode == "futex" {
-                    let _ = futex::wake(w, futex::Flags::empty(), 1);
-                }
-                expect += 2;
-            }
-        }
-        _ => {
-            let (slots, size, spin) = parse_geometry(mode);
-            let mut ch =
-                Channel::open(fd.as_fd(), ChannelLayout::new(slots, size).expect("layout"))
-                    .expect("open");
-            ch.set_wait_policy(WaitPolicy { spin });
-            let s = ch.enclave_slot(0).expect("slot");
-            while let Ok(inc) = s.wait_ecall() {
-                let out = if inc.call_id == 2 {
-                    inc.input
-                } else {
-                    Vec::new()
-                };
-                if s.respond(Status::Ok, &out).is_err() {
-                    return;
-                }
-            }
         }
     }
 }
@@ -76,55 +40,6 @@ fn child(mode: &str, fd: OwnedFd) {
 fn parse_geometry(mode: &str) -> (u32, u32, Duration) {
     let spin_us: u64 = mode.trim_start_matches("channel-").parse().unwrap_or(20);
     (1, 4 << 20, Duration::from_micros(spin_us))
-}
-
-fn spawn_peer(mode: &str, fd: BorrowedFd<'_>) -> std::process::Child {
-    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).expect("clear cloexec");
-    std::process::Command::new(std::env::current_exe().expect("exe"))
-        .env("COFFER_BENCH_PEER", mode)
-        .env("COFFER_BENCH_FD", fd.as_raw_fd().to_string())
-        .spawn()
-        .expect("spawn peer")
-}
-
-struct Stats {
-    median: Duration,
-    p99: Duration,
-}
-
-fn stats(mut v: Vec<Duration>) -> Stats {
-    v.sort();
-    Stats {
-        median: v[v.len() / 2],
-        p99: v[v.len() * 99 / 100],
-    }
-}
-
-fn pingpong(mode: &str) -> Stats {
-    let (fd, m) = SharedMapping::create("bench", 4096).expect("create");
-    let mut peer = spawn_peer(mode, fd.as_fd());
-    let w = m.u32_at(0);
-    let mut times = Vec::with_capacity(ITERS);
-    let mut v = 0u32;
-    for i in 0..WARMUP + ITERS {
-        let t = Instant::now();
-        w.store(v + 1, Ordering::Release);
-        if mode == "futex" {
-            let _ = futex::wake(w, futex::Flags::empty(), 1);
-            futex_wait_for(w, v + 2);
-        } else {
-            spin_wait_for(w, v + 2);
-        }
-        if i >= WARMUP {
-            times.push(t.elapsed());
-        }
-        v += 2;
-    }
-    w.store(u32::MAX - 1, Ordering::Release);
-    let _ = futex::wake(w, futex::Flags::empty(), 1);
-    let _ = peer.kill();
-    let _ = peer.wait();
-    stats(times)
 }
 
 fn channel_roundtrip(spin_us: u64, payload: usize) -> (Stats, f64) {
@@ -152,7 +67,7 @@ fn channel_roundtrip(spin_us: u64, payload: usize) -> (Stats, f64) {
     drop(claim);
     daemon.mark_lost(coffer_channel::EnclaveState::Destroyed, 0, "bench over");
     let _ = peer.wait();
-    let s = stats(times);
+    let s = Stats::of(times);
     let gbps = if payload > 0 {
         (2 * payload) as f64 / s.median.as_secs_f64() / 1e9
     } else {
@@ -162,20 +77,17 @@ fn channel_roundtrip(spin_us: u64, payload: usize) -> (Stats, f64) {
 }
 
 fn main() {
-    if let Ok(mode) = std::env::var("COFFER_BENCH_PEER") {
-        let raw: i32 = std::env::var("COFFER_BENCH_FD")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .expect("COFFER_BENCH_FD");
-        let fd = unsafe_free_fd(raw);
-        child(&mode, fd);
+    if let Some((mode, fd)) = baseline::peer_request() {
+        if let Err(fd) = baseline::serve_baseline(&mode, fd) {
+            channel_peer(&mode, fd);
+        }
         return;
     }
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let futex_rt = pingpong("futex");
-    let spin_rt = pingpong("spin");
+    let futex_rt = pingpong(Wait::Futex, ITERS, WARMUP);
+    let spin_rt = pingpong(Wait::Spin, ITERS, WARMUP);
     println!("| measurement | median | p99 | ratio to futex round trip (median) |");
     println!("|---|---|---|---|");
     let row = |name: &str, s: &Stats| {
@@ -195,14 +107,4 @@ fn main() {
     let (big, gbps) = channel_roundtrip(20, 1 << 20);
     row("channel ECALL, 1 MiB in and 1 MiB out", &big);
     println!("\n1 MiB in + 1 MiB out: {gbps:.2} GB/s at the median");
-}
-
-fn unsafe_free_fd(raw: i32) -> OwnedFd {
-    // std offers no safe way to adopt an inherited descriptor number; rustix's is the same call.
-    #[allow(unsafe_code)]
-    // SAFETY: the parent cleared close-on-exec on exactly this descriptor and passed its number;
-    // nothing else in this freshly started process owns it.
-    unsafe {
-        OwnedFd::from_raw_fd(raw)
-    }
 }
