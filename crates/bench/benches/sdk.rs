@@ -18,7 +18,9 @@ use coffer_bench::{Stats, Wait, micros, pingpong};
 use coffer_host::{EnclaveOptions, Platform, SwitchlessConfig};
 
 mod support;
-use support::{bundle, config, gbps, latency_header, latency_row, sample, sample_after_idle};
+use support::{
+    bundle, config, gbps, latency_header, latency_row, sample, sample_after_idle, sample_owned,
+};
 
 const ROUND_TRIPS: usize = 20_000;
 const WARMUP: usize = 1_000;
@@ -98,14 +100,26 @@ fn main() {
         dst.copy_from_slice(std::hint::black_box(&data));
         std::hint::black_box(&mut dst);
     });
-    let echo_vec = sample(BIG_ITERS, BIG_WARMUP, || {
-        let out = bench.echo(data.clone()).expect("echo");
-        assert_eq!(out.len(), MIB);
-    });
-    let echo_bytes = sample(BIG_ITERS, BIG_WARMUP, || {
-        let out = bench.echo_bytes(Bytes(data.clone())).expect("echo_bytes");
-        assert_eq!(out.0.len(), MIB);
-    });
+    let echo_vec = sample_owned(
+        BIG_ITERS,
+        BIG_WARMUP,
+        || data.clone(),
+        |arg| {
+            let out = bench.echo(arg).expect("echo");
+            assert_eq!(out.len(), MIB);
+            out
+        },
+    );
+    let echo_bytes = sample_owned(
+        BIG_ITERS,
+        BIG_WARMUP,
+        || Bytes(data.clone()),
+        |arg| {
+            let out = bench.echo_bytes(arg).expect("echo_bytes");
+            assert_eq!(out.0.len(), MIB);
+            out
+        },
+    );
     let encoded = coffer_host::interface::encode(&(Bytes(data.clone()),)).expect("encoding");
     let echo_bytes_id = BENCH_INTERFACE
         .calls
@@ -113,10 +127,16 @@ fn main() {
         .find(|c| c.name == "echo_bytes")
         .expect("echo_bytes")
         .id;
-    let echo_raw = sample(BIG_ITERS, BIG_WARMUP, || {
-        let out = e.ecall(echo_bytes_id, &encoded).expect("raw echo_bytes");
-        assert_eq!(out.len(), encoded.len());
-    });
+    let echo_raw = sample_owned(
+        BIG_ITERS,
+        BIG_WARMUP,
+        || (),
+        |()| {
+            let out = e.ecall(echo_bytes_id, &encoded).expect("raw echo_bytes");
+            assert_eq!(out.len(), encoded.len());
+            out
+        },
+    );
 
     // AES-GCM in this process (ordinary memory), for comparison with the enclave's.
     let gcm = Aes128Gcm::new(&[7u8; 16].into());

@@ -190,3 +190,26 @@ pub fn sample_after_idle(
     }
     Stats::of(times)
 }
+
+/// Samples of calls that take their input by value: `input` makes each call's input before the
+/// clock starts, and the call's output is dropped after it stops, so neither the caller's copy
+/// of the argument nor freeing the result is counted.
+pub fn sample_owned<I, O>(
+    iters: usize,
+    warmup: usize,
+    mut input: impl FnMut() -> I,
+    mut call: impl FnMut(I) -> O,
+) -> Stats {
+    let mut times = Vec::with_capacity(iters);
+    for i in 0..warmup + iters {
+        let arg = input();
+        let t = std::time::Instant::now();
+        let out = call(arg);
+        let elapsed = t.elapsed();
+        drop(std::hint::black_box(out));
+        if i >= warmup {
+            times.push(elapsed);
+        }
+    }
+    Stats::of(times)
+}
