@@ -113,14 +113,14 @@ fn main() {
     let echo_bytes = sample_owned(
         BIG_ITERS,
         BIG_WARMUP,
-        || Bytes(data.clone()),
+        || Bytes::from(data.clone()),
         |arg| {
             let out = bench.echo_bytes(arg).expect("echo_bytes");
-            assert_eq!(out.0.len(), MIB);
+            assert_eq!(out.len(), MIB);
             out
         },
     );
-    let encoded = coffer_host::interface::encode(&(Bytes(data.clone()),)).expect("encoding");
+    let encoded = coffer_host::interface::encode(&(Bytes::from(data.clone()),)).expect("encoding");
     let echo_bytes_id = BENCH_INTERFACE
         .calls
         .iter()

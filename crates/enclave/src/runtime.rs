@@ -209,11 +209,15 @@ fn worker(index: u32, start: &Receiver<Arc<Runtime>>, probe: &TracerProbe) {
 }
 
 /// How long a clean tracer check stays valid. Reading a `/proc` status file costs about 11 µs
-/// here, more than the whole ECALL round trip, so a worker under a steady stream of calls checks
-/// at most once per period; a call that arrives after a quiet period (as one does after a
-/// debugger took the milliseconds it needs to attach) is always checked first. The daemon polls
-/// every enclave thread as well, so a tracer is caught even without calls.
+/// here, more than the whole ECALL round trip, so the check is kept off the call path: a worker
+/// refreshes it right after answering a call (while the host reads the result) once the last
+/// check is [`TRACER_REFRESH`] old, and checks before serving only a call that arrives when the
+/// last check is older than this — as one does after a quiet period, such as the milliseconds a
+/// debugger needs to attach. The daemon polls every enclave thread as well, so a tracer is caught
+/// even without calls.
 const TRACER_RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
+/// Age at which a worker refreshes its tracer check after answering a call.
+const TRACER_REFRESH: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// How long a worker that is not switchless polls its slot after a call before it sleeps: long
 /// enough to catch a host that calls again at once, short enough not to burn CPU. (A call that
@@ -251,6 +255,10 @@ fn serve(rt: &Runtime, index: u32, slot: EnclaveSlot<'_>, probe: &TracerProbe) {
         // A result too large for the slot went out as BadMessage; the slot serves on.
         if let Err(CallError::EnclaveLost { .. }) = slot.respond(status, &output) {
             return;
+        }
+        if last_clean.is_none_or(|t| t.elapsed() >= TRACER_REFRESH) {
+            rt.check_tracers(probe);
+            last_clean = Some(std::time::Instant::now());
         }
     }
 }

@@ -13,11 +13,20 @@
 //! The attribute generates `COUNTER_INTERFACE` (id and call table), `CounterProxy<T>` for the
 //! caller and `counter_dispatch` for the callee (see `coffer-interface-macros`). The host SDK and
 //! the enclave runtime provide the [`Transport`]s; arguments and results travel postcard-encoded
-//! by value, and a method's own `Result` error crosses the boundary like any other value.
+//! by value, and a method's own `Result` error crosses the boundary like any other value. Pass
+//! bulk bytes as [`Bytes`], not `Vec<u8>`.
 
 #![forbid(unsafe_code)]
 
 pub use coffer_interface_macros::{ecalls, ocalls};
+
+/// A byte buffer that crosses the boundary as one byte string.
+///
+/// Use it for bulk data in interface methods: serde encodes a `Vec<u8>` one element at a time,
+/// which makes a megabyte argument 10–20 times slower (see `docs/benchmarks.md`); `Bytes` is
+/// copied in one piece. It dereferences to `Vec<u8>`; `Bytes::from(vec)` and `bytes.into_vec()`
+/// convert.
+pub type Bytes = serde_bytes::ByteBuf;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -9,7 +9,8 @@
 
 #![forbid(unsafe_code)]
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use coffer_interface::Bytes;
+use serde::{Deserialize, Serialize};
 
 /// The ECALLs `bench-enclave` serves.
 #[coffer_interface::ecalls]
@@ -61,48 +62,6 @@ pub struct SealTimes {
     pub copy_ns: Vec<u64>,
 }
 
-/// Bytes that travel as one byte string (serde's `bytes`), which postcard copies in one piece.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Bytes(pub Vec<u8>);
-
-impl Serialize for Bytes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_byte_buf(BytesVisitor)
-    }
-}
-
-struct BytesVisitor;
-
-impl<'de> serde::de::Visitor<'de> for BytesVisitor {
-    type Value = Bytes;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a byte string")
-    }
-
-    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-        Ok(Bytes(v.to_vec()))
-    }
-
-    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-        Ok(Bytes(v))
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
-        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-        while let Some(b) = seq.next_element()? {
-            v.push(b);
-        }
-        Ok(Bytes(v))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,19 +89,19 @@ mod tests {
     #[test]
     fn bytes_travel_as_one_byte_string() {
         let data: Vec<u8> = (0..=255).collect();
-        let encoded = coffer_interface::encode(&Bytes(data.clone())).unwrap();
+        let encoded = coffer_interface::encode(&Bytes::from(data.clone())).unwrap();
         // postcard: varint length (256 = 0x80 0x02), then the bytes.
         assert_eq!(&encoded[..2], &[0x80, 0x02]);
         assert_eq!(&encoded[2..], &data[..]);
         let back: Bytes = coffer_interface::decode(&encoded).unwrap();
-        assert_eq!(back.0, data);
+        assert_eq!(back.into_vec(), data);
         // The same wire bytes as a Vec<u8>, so either side may use either type.
         assert_eq!(coffer_interface::encode(&data).unwrap(), encoded);
     }
 
     #[test]
     fn rejects_truncated_bytes() {
-        let encoded = coffer_interface::encode(&Bytes(vec![1, 2, 3])).unwrap();
+        let encoded = coffer_interface::encode(&Bytes::from(vec![1, 2, 3])).unwrap();
         assert!(coffer_interface::decode::<Bytes>(&encoded[..3]).is_err());
     }
 }
