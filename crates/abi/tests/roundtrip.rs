@@ -1,6 +1,7 @@
 //! Property tests: every structure round-trips byte for byte, and parsers never panic.
 
 use coffer_abi::measure::{Measurement, MeasurementRecord};
+use coffer_abi::sealed::SealedDataRef;
 use coffer_abi::secinfo::{PageType, Secinfo, SecinfoFlags};
 use coffer_abi::sgxs::{SgxsReader, SgxsWriter, measure_sgxs};
 use coffer_abi::sigstruct::{SIGSTRUCT_HEADER, SIGSTRUCT_HEADER2};
@@ -92,12 +93,29 @@ proptest! {
         prop_assert_eq!(parsed.additional_mac_text(), &aad[..]);
         prop_assert_eq!(&parsed, &s);
         prop_assert!(SealedData::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        let borrowed = SealedDataRef::parse(&bytes).unwrap();
+        prop_assert_eq!(&borrowed, &s.borrowed());
+        prop_assert_eq!(borrowed.to_sealed_data(), s);
+        // The header alone, then the payload: the same bytes.
+        let mut built = Vec::new();
+        SealedData::encode_header(&borrowed.key_request, &tag, text.len(), aad.len(), &mut built)
+            .unwrap();
+        built[516..528].copy_from_slice(&reserved1);
+        built[532..544].copy_from_slice(&reserved2);
+        built.extend_from_slice(&text);
+        built.extend_from_slice(&aad);
+        prop_assert_eq!(built, bytes);
     }
 
     #[test]
     fn sealed_data_parser_never_panics(bytes in vec(any::<u8>(), 0..1200)) {
+        let borrowed = SealedDataRef::parse(&bytes);
         if let Ok(s) = SealedData::from_bytes(&bytes) {
-            prop_assert_eq!(s.to_bytes(), bytes);
+            prop_assert_eq!(s.to_bytes(), bytes.clone());
+            prop_assert_eq!(borrowed.unwrap().to_sealed_data(), s);
+        } else {
+            // The borrowed view accepts exactly what the owned decoding accepts.
+            prop_assert!(borrowed.is_err());
         }
     }
 

@@ -11,14 +11,22 @@
 //! platform's root key. SVN rules follow from EGETKEY: a blob sealed at ISVSVN 1 is readable at
 //! ISVSVN 2 (which may derive its predecessors' keys), one sealed at ISVSVN 2 is not readable at
 //! ISVSVN 1. Any changed byte makes unsealing fail.
+//!
+//! Each direction makes one pass over the data besides AES-GCM's own: `seal` writes the header,
+//! the plaintext and the additional data into the blob it returns and encrypts there; `unseal`
+//! reads the blob in place and decrypts straight into the plaintext it returns, and only after
+//! the tag has verified. Buffers that hold plaintext are wiped on every path.
 
 #![forbid(unsafe_code)]
 
+use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes128Gcm, Nonce, Tag};
 use coffer_abi::keyrequest::{KeyName, KeyPolicy, Keyrequest};
-use coffer_abi::sealed::SealedData;
-use coffer_abi::{Attributes, AttributesFlags, Codec, DecodeError, ReportBody};
+use coffer_abi::sealed::{
+    SEALED_DATA_HEADER_SIZE, SEALED_DATA_TAG_OFFSET, SealedData, SealedDataRef,
+};
+use coffer_abi::{Attributes, AttributesFlags, DecodeError, ReportBody};
 use zeroize::Zeroizing;
 
 /// Attribute bits bound into seal keys by default, as the SDK's `TSEAL_DEFAULT_FLAGSMASK`:
@@ -109,25 +117,33 @@ pub fn seal(
         miscmask: SEAL_MISC_MASK,
         ..Keyrequest::default()
     };
+    // The blob is built in place: header, plaintext, additional data. It holds plaintext until
+    // the encryption below, so it is wiped if anything fails before; its room is reserved up
+    // front, so no reallocation leaves a copy behind.
+    let mut blob = Zeroizing::new(Vec::new());
+    SealedData::encode_header(&request, &[0; 16], plaintext.len(), aad.len(), &mut blob)
+        .map_err(SealError::TooLarge)?;
     let key = src.egetkey(&request).map_err(SealError::Key)?;
-    let mut blob =
-        SealedData::new(request, [0; 16], plaintext, aad).map_err(SealError::TooLarge)?;
-    let nonce = Nonce::default();
+    blob.extend_from_slice(plaintext);
+    blob.extend_from_slice(aad);
+    let (header, payload) = blob.split_at_mut(SEALED_DATA_HEADER_SIZE);
+    let text = payload.split_at_mut(plaintext.len()).0;
     let tag = gcm(&key)
-        .encrypt_inout_detached(&nonce, aad, blob.encrypted_text_mut().into())
+        .encrypt_inout_detached(&Nonce::default(), aad, text.into())
         .map_err(|_| {
             SealError::TooLarge(DecodeError::Invalid {
                 what: "sealed data",
                 reason: "AES-GCM refused the input length".into(),
             })
         })?;
-    blob.payload_tag = tag.into();
-    Ok(blob.to_bytes())
+    header[SEALED_DATA_TAG_OFFSET..].copy_from_slice(&tag);
+    // Encrypted now: hand the bytes over (what is left behind is empty).
+    Ok(std::mem::take(&mut *blob))
 }
 
 /// Unseals a blob made by [`seal`] (or by the SGX SDK's `sgx_seal_data` with the same keys).
 pub fn unseal(src: &dyn KeySource, bytes: &[u8]) -> Result<Unsealed, UnsealError> {
-    let blob = SealedData::from_bytes(bytes).map_err(UnsealError::Malformed)?;
+    let blob = SealedDataRef::parse(bytes).map_err(UnsealError::Malformed)?;
     let r = &blob.key_request;
     if r.keyname != KeyName::SEAL_KEY {
         return Err(UnsealError::Tampered(
@@ -149,15 +165,15 @@ pub fn unseal(src: &dyn KeySource, bytes: &[u8]) -> Result<Unsealed, UnsealError
         ));
     }
     let key = src.egetkey(r).map_err(UnsealError::KeyUnavailable)?;
-    let mut plaintext = Zeroizing::new(blob.encrypted_text().to_vec());
+    // Decrypted from the blob straight into the plaintext's buffer, once the tag has verified
+    // (aes-gcm checks the tag before it decrypts: on a bad tag the buffer stays zero).
+    let ciphertext = blob.encrypted_text();
+    let mut plaintext = Zeroizing::new(vec![0u8; ciphertext.len()]);
+    let buffer = InOutBuf::new(ciphertext, plaintext.as_mut_slice())
+        .map_err(|_| UnsealError::Tampered("the ciphertext does not fit its buffer"))?;
     let tag = Tag::from(blob.payload_tag);
     gcm(&key)
-        .decrypt_inout_detached(
-            &Nonce::default(),
-            blob.additional_mac_text(),
-            plaintext.as_mut_slice().into(),
-            &tag,
-        )
+        .decrypt_inout_detached(&Nonce::default(), blob.additional_mac_text(), buffer, &tag)
         .map_err(|_| {
             UnsealError::Tampered(
                 "the MAC does not verify: the blob was changed, or it was sealed for another enclave, signer or platform",

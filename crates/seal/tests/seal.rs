@@ -148,3 +148,102 @@ fn rejects_every_single_byte_change() {
         Err(UnsealError::Malformed(_))
     ));
 }
+
+#[test]
+fn writes_the_sdk_layout_byte_for_byte() {
+    use aes_gcm::aead::{AeadInOut, KeyInit};
+    use coffer_abi::Codec;
+    use coffer_abi::sealed::SealedData;
+
+    let p = platform(1);
+    let e = enclave(&p, 1, 1, 1, 1);
+    let plaintext: Vec<u8> = (0..100_000u32)
+        .map(|i| (i % 251).to_le_bytes()[0])
+        .collect();
+    let blob = seal(&e, SealPolicy::MrSigner, b"label", &plaintext).unwrap();
+    // Rebuild the blob the long way, from its key request: AES-128-GCM with the derived key and
+    // a zero nonce, then the SDK's structure around it.
+    let request = SealedData::from_bytes(&blob).unwrap().key_request;
+    let key = e.egetkey(&request).unwrap();
+    let mut ciphertext = plaintext.clone();
+    let tag = aes_gcm::Aes128Gcm::new((&*key).into())
+        .encrypt_inout_detached(
+            &aes_gcm::Nonce::default(),
+            b"label",
+            ciphertext.as_mut_slice().into(),
+        )
+        .unwrap();
+    let want = SealedData::new(request, tag.into(), &ciphertext, b"label").unwrap();
+    assert_eq!(blob, want.to_bytes());
+}
+
+#[test]
+fn accepts_a_round_trip_of_a_mebibyte_and_edge_sizes() {
+    let p = platform(1);
+    let e = enclave(&p, 1, 1, 1, 1);
+    for (len, aad) in [
+        (1 << 20, &b""[..]),
+        ((1 << 20) + 13, b"aad"),
+        (0, b"only aad"),
+        (0, b""),
+        (1, b""),
+    ] {
+        let data: Vec<u8> = (0..len)
+            .map(|i: usize| (i * 31 + 7).to_le_bytes()[0])
+            .collect();
+        let blob = seal(&e, SealPolicy::MrEnclave, aad, &data).unwrap();
+        assert_eq!(blob.len(), 560 + len + aad.len());
+        let u = unseal(&e, &blob).unwrap();
+        assert!(u.plaintext.as_slice() == data.as_slice(), "{len} bytes");
+        assert_eq!(u.aad, aad);
+    }
+}
+
+#[test]
+fn rejects_a_changed_tag_or_ciphertext_of_a_large_blob() {
+    let p = platform(1);
+    let e = enclave(&p, 1, 1, 1, 1);
+    let blob = seal(&e, SealPolicy::MrEnclave, b"aad", &vec![0x5a; 300_000]).unwrap();
+    for at in [544, 559, 560, 560 + 150_000, blob.len() - 4, blob.len() - 1] {
+        let mut x = blob.clone();
+        x[at] ^= 1;
+        assert!(
+            matches!(unseal(&e, &x), Err(UnsealError::Tampered(_))),
+            "byte {at}"
+        );
+    }
+}
+
+#[test]
+fn rejects_data_over_the_cap_before_asking_for_a_key() {
+    struct NoKey<'a>(Enclave<'a>, std::cell::Cell<u32>);
+    impl KeySource for NoKey<'_> {
+        fn identity(&self) -> &ReportBody {
+            self.0.identity()
+        }
+        fn egetkey(&self, r: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String> {
+            self.1.set(self.1.get() + 1);
+            self.0.egetkey(r)
+        }
+    }
+    let p = platform(1);
+    let e = NoKey(enclave(&p, 1, 1, 1, 1), std::cell::Cell::new(0));
+    let cap = coffer_abi::sealed::MAX_SEALED_PAYLOAD;
+    // Zeroed allocations this large are mapped lazily: the test touches almost none of it.
+    let big = vec![0u8; cap + 1];
+    assert!(matches!(
+        seal(&e, SealPolicy::MrEnclave, b"", &big),
+        Err(coffer_seal::SealError::TooLarge(_))
+    ));
+    assert!(matches!(
+        seal(&e, SealPolicy::MrEnclave, &big[..1], &big[..cap]),
+        Err(coffer_seal::SealError::TooLarge(_))
+    ));
+    assert_eq!(
+        e.1.get(),
+        0,
+        "EGETKEY was asked for a seal that cannot be made"
+    );
+    seal(&e, SealPolicy::MrEnclave, b"", &big[..1]).unwrap();
+    assert_eq!(e.1.get(), 1);
+}
