@@ -2,6 +2,14 @@
 
 use aes::Aes128;
 use cmac::{Cmac, KeyInit, Mac};
+
+/// AES-128-CMAC of `data` under `key`: EGETKEY's derivation and EREPORT's MAC.
+pub(crate) fn cmac(key: &[u8; 16], data: &[u8]) -> [u8; 16] {
+    let mut mac = <Cmac<Aes128> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("a 16-byte key is the AES-128 key size"));
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
 use coffer_abi::keyrequest::{KeyName, KeyPolicy, Keyrequest};
 use coffer_abi::{Attributes, AttributesFlags, ReportBody};
 use zeroize::{Zeroize, Zeroizing};
@@ -202,12 +210,10 @@ impl PlatformRoot {
     }
 
     fn cmac(&self, d: &Dependencies) -> Zeroizing<[u8; 16]> {
-        let mut mac = <Cmac<Aes128> as KeyInit>::new_from_slice(&self.root[..])
-            .unwrap_or_else(|_| unreachable!("a 16-byte key is the AES-128 key size"));
         let mut bytes = d.encode();
-        mac.update(&bytes);
+        let key = Zeroizing::new(cmac(&self.root, &bytes));
         bytes.zeroize();
-        Zeroizing::new(mac.finalize().into_bytes().into())
+        key
     }
 }
 
