@@ -179,11 +179,6 @@ impl Sigstruct {
         use sha2::{Digest, Sha256};
         Sha256::digest(self.modulus).into()
     }
-
-    /// Whether the header marks a debug launch (bit 31 of the type word).
-    pub fn debug_launch_type(&self) -> bool {
-        self.header[15] & 0x80 != 0
-    }
 }
 
 impl Codec for Sigstruct {

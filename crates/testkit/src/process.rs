@@ -2,7 +2,7 @@
 //! still running when its [`Spawned`] is dropped (a failed assertion, say) is killed and reaped,
 //! so no test hangs and none leaves processes behind.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
@@ -91,14 +91,6 @@ impl Spawned {
                 panic!("{}: {why}; stderr:\n{}", self.name, self.drain_stderr());
             }
         }
-    }
-
-    /// Writes `bytes` to the child's standard input.
-    pub fn write_stdin(&mut self, bytes: &[u8]) {
-        let stdin = self.stdin.as_mut().expect("standard input is still open");
-        stdin.write_all(bytes).unwrap_or_else(|e| {
-            panic!("{}: writing its standard input: {e}", self.name);
-        });
     }
 
     /// Closes the child's standard input.
