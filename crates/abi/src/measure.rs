@@ -726,11 +726,9 @@ mod tests {
         let mut m = Measurement::new();
         m.ecreate(1, size).unwrap();
         let mut model = std::collections::HashSet::new();
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rng = coffer_testkit::rng::rng(0x2545_f491_4f6c_dd1d);
         for _ in 0..2000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = coffer_testkit::rng::Rng::next_u64(&mut rng);
             let offset = (x % (size / PAGE_SIZE)) * PAGE_SIZE;
             let result = if x & (1 << 40) == 0 {
                 m.eadd(offset, &reg())

@@ -7,17 +7,10 @@ use coffer_abi::sgxs::{SgxsError, SgxsReader, measure_sgxs, write_sgxs};
 use coffer_abi::{Codec, Sigstruct};
 use sha2::{Digest, Sha256};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/sgx/");
 const MRENCLAVE: &str = "784acfd7d5096a8f0fbd3265760bff21b120f62407a9a9e5ba31aa3c8ed198fc";
 
 fn vector(name: &str) -> Vec<u8> {
-    let path = format!("{VECTORS}{name}");
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read the public test vector {path}: {e}. The shared/vectors folder must sit \
-             next to the repository (see shared/vectors/README.md)"
-        )
-    })
+    coffer_testkit::vectors::read(&format!("sgx/{name}"))
 }
 
 fn sgxs() -> Vec<u8> {

@@ -19,15 +19,7 @@ fn garbage(dir: &Path) -> Vec<(String, PathBuf)> {
         out.push((name.to_owned(), p));
     };
     add("empty", b"");
-    let mut x: u64 = 0x0123_4567_89ab_cdef;
-    let random: Vec<u8> = (0..5000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let random = coffer_testkit::rng::bytes(0x0123_4567_89ab_cdef, 5000);
     add("random", &random);
     for v in [
         "sgx/test_enclave.sgxs",

@@ -11,21 +11,13 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
 
-#[path = "../tests/support/elf.rs"]
-mod elf;
+use coffer_testkit::elf;
 
 const IMAGE: usize = 64 << 20;
 
 fn image() -> Vec<u8> {
     // Pseudo-random code bytes so nothing is special about zero pages.
-    let mut code = vec![0u8; IMAGE];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for chunk in code.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
+    let code = coffer_testkit::rng::bytes(0x9e37_79b9_7f4a_7c15, IMAGE);
     elf::static_elf(&code, &[1; 4096], 0)
 }
 

@@ -2,24 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
-mod support;
-
 use coffer_abi::{AttributesFlags, SigstructDate};
 use coffer_sign::bundle::{self, Bundle, BundleError, BundleVerifyError, HEADER_SIZE};
 use coffer_sign::{EnclaveConfig, SigningKey, measure_enclave};
-use support::elf;
-
-const SIG1_KEY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/sgx/sig1.key.pem"
-);
+use coffer_testkit::elf;
 
 fn key() -> SigningKey {
-    let pem = std::fs::read_to_string(SIG1_KEY).unwrap_or_else(|e| {
-        panic!(
-            "the shared test vectors are missing ({SIG1_KEY}: {e}); they live in ../shared/vectors"
-        )
-    });
+    let pem = coffer_testkit::vectors::read_to_string("sgx/sig1.key.pem");
     SigningKey::from_pem(&pem).unwrap()
 }
 
@@ -279,13 +268,8 @@ fn rejects_bad_headers() {
 #[test]
 fn never_panics_on_mutated_bundles() {
     let bytes = signed(false).to_bytes();
-    let mut x: u64 = 0x1234_5678_9abc_def1;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = coffer_testkit::rng::rng(0x1234_5678_9abc_def1);
+    let mut next = || coffer_testkit::rng::Rng::next_u64(&mut rng);
     for _ in 0..300 {
         let mut b = bytes.clone();
         for _ in 0..1 + next() % 4 {

@@ -2,15 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
-mod support;
-
 use coffer_abi::measure::MeasurementRecord;
 use coffer_abi::secinfo::{PageType, SecinfoFlags};
 use coffer_abi::sgxs::{SgxsWriter, measure_sgxs};
 use coffer_sign::layout::{self, LayoutError, plan};
 use coffer_sign::{EnclaveConfig, measure_enclave};
+use coffer_testkit::elf::{self, PF_R, PF_W, PF_X, PT_DYNAMIC, PT_INTERP, PT_LOAD, Phdr};
 use sha2::{Digest, Sha256};
-use support::elf::{self, PF_R, PF_W, PF_X, PT_DYNAMIC, PT_INTERP, PT_LOAD, Phdr};
 
 fn config() -> EnclaveConfig {
     EnclaveConfig::from_toml(
@@ -404,13 +402,8 @@ fn measures_what_the_loader_maps_and_nothing_else() {
 #[test]
 fn never_panics_on_mutated_elf_files() {
     let img = image();
-    let mut x: u64 = 0xdead_beef_cafe_f00d;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = coffer_testkit::rng::rng(0xdead_beef_cafe_f00d);
+    let mut next = || coffer_testkit::rng::Rng::next_u64(&mut rng);
     let mut accepted = 0;
     for _ in 0..2000 {
         let mut b = img.clone();

@@ -8,10 +8,7 @@ use coffer_sign::{
 };
 
 fn vector(name: &str) -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/sgx/");
-    std::fs::read(format!("{path}{name}")).unwrap_or_else(|e| {
-        panic!("test vector {path}{name} is missing ({e}); the shared vectors must sit beside the repository")
-    })
+    coffer_testkit::vectors::read(&format!("sgx/{name}"))
 }
 
 fn sig1_body() -> SigstructBody {

@@ -10,7 +10,8 @@
 //! | [`scan`] | a root process's scan of another process's memory through `/proc/PID/mem` |
 //! | [`ptrace`] | a debugger attaching (`PTRACE_SEIZE`), and reaping the threads it traced |
 //! | [`process`] | child processes with timeouts that are killed when a test fails |
-//! | [`elf`] | where an ELF file keeps its code |
+//! | [`elf`] | where an ELF file keeps its code, and minimal static ELF files the layout accepts |
+//! | [`rng`] | reproducible pseudo-random test data |
 //! | [`daemon`] | the platform daemon in-process on a temporary socket (feature `daemon`) |
 //!
 //! `coffer-boundary`'s and `coffer-enclave`'s tests use the kit without its default features
@@ -26,6 +27,7 @@ pub mod elf;
 pub mod process;
 #[allow(unsafe_code)]
 pub mod ptrace;
+pub mod rng;
 pub mod root;
 pub mod scan;
 pub mod vectors;

@@ -28,12 +28,22 @@ pub fn vector(rel: &str) -> PathBuf {
     path
 }
 
+/// The bytes of the vector at `rel`; fails the test when it is missing or unreadable.
+pub fn read(rel: &str) -> Vec<u8> {
+    let path = vector(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The text of the vector at `rel`; fails the test when it is missing or not UTF-8.
+pub fn read_to_string(rel: &str) -> String {
+    let path = vector(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
 /// The RSA-3072 e=3 key of the public vectors (`sgx/sig1.key.pem`).
 #[cfg(feature = "sign")]
 pub fn vector_key() -> coffer_sign::SigningKey {
-    let path = vector("sgx/sig1.key.pem");
-    let pem = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let pem = read_to_string("sgx/sig1.key.pem");
     coffer_sign::SigningKey::from_pem(&pem)
-        .unwrap_or_else(|e| panic!("{} is not a signing key: {e}", path.display()))
+        .unwrap_or_else(|e| panic!("sgx/sig1.key.pem is not a signing key: {e}"))
 }

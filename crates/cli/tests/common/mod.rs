@@ -5,24 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The shared public test vectors, or a clear failure when the folder is missing.
-pub fn vectors() -> PathBuf {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors"
-    ));
-    assert!(
-        dir.join("README.md").is_file(),
-        "the shared test vectors are missing: expected them in {} (../shared/vectors next to the \
-         repository)",
-        dir.display()
-    );
-    dir
-}
-
-pub fn vector(rel: &str) -> PathBuf {
-    vectors().join(rel)
-}
+/// The shared public test vectors (from the test kit: a clear failure when they are missing).
+pub use coffer_testkit::vectors::{vector, vectors_dir as vectors};
 
 pub fn coffer() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_coffer"));
