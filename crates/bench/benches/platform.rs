@@ -15,8 +15,7 @@ use sha2::{Digest, Sha256};
 mod support;
 use support::{bundle, config, latency_header, latency_row, sample, sample_after_idle};
 
-#[path = "../../sign/tests/support/elf.rs"]
-mod elf;
+use coffer_testkit::elf;
 
 const ROUND_TRIPS: usize = 20_000;
 const WARMUP: usize = 1_000;
@@ -129,14 +128,7 @@ fn main() {
 /// bytes, in MB/s (10⁶) at the median: image bytes, SHA-256, and the measurement's hashed
 /// record stream.
 fn measurement() -> (f64, f64, f64) {
-    let mut code = vec![0u8; IMAGE];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for chunk in code.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
+    let code = coffer_testkit::rng::bytes(0x9e37_79b9_7f4a_7c15, IMAGE);
     let image = elf::static_elf(&code, &[1; 4096], 0);
     let config = config(1 << 20, 1, 64 << 10);
     let mut stream = 0u64;

@@ -64,8 +64,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> Re
     })
 }
 
-/// Writes `path` through a temporary file in the same folder and a rename, streaming through `f`.
-/// `f` returns its result and whether to keep the file: the file is renamed into place only when
+/// Writes `path` through a temporary file in the same folder, streaming through `f`, then moves it
+/// into place: without `overwrite` the move itself refuses an existing target (no check-then-rename
+/// race). `f` returns its result and whether to keep the file: the file takes the name only when
 /// `f` says so and every write and the sync succeeded; otherwise the temporary file is removed.
 pub fn write_atomic_with<R>(
     path: &Path,
@@ -73,8 +74,13 @@ pub fn write_atomic_with<R>(
     overwrite: bool,
     f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<(R, bool)>,
 ) -> Result<R, IoError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    let write_err = |source| IoError::Write {
+        path: path.to_owned(),
+        source,
+    };
     if !overwrite && path.exists() {
+        // Early and friendly; the move below is what makes it exact.
         return Err(IoError::Exists {
             path: path.to_owned(),
         });
@@ -83,34 +89,33 @@ pub fn write_atomic_with<R>(
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        let (r, keep) = f(&mut w)?;
-        if !keep {
-            return Ok((r, false));
-        }
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        Ok((r, true))
-    })();
-    if !matches!(result, Ok((_, true))) {
-        let _ = std::fs::remove_file(&tmp);
+    let tmp = tempfile::Builder::new()
+        .prefix(".coffer-")
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(&dir)
+        .map_err(write_err)?;
+    let file = tmp.as_file().try_clone().map_err(write_err)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let (r, keep) = f(&mut w).map_err(write_err)?;
+    if !keep {
+        return Ok(r);
     }
-    result.map(|(r, _)| r).map_err(|source| IoError::Write {
-        path: path.to_owned(),
-        source,
-    })
+    let file = w.into_inner().map_err(|e| write_err(e.into_error()))?;
+    file.sync_all().map_err(write_err)?;
+    drop(file);
+    let persisted = if overwrite {
+        tmp.persist(path).map(drop)
+    } else {
+        tmp.persist_noclobber(path).map(drop)
+    };
+    match persisted {
+        Ok(()) => Ok(r),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Err(IoError::Exists {
+            path: path.to_owned(),
+        }),
+        Err(e) => Err(write_err(e.error)),
+    }
 }
 
 /// Parses a number written in decimal or with a `0x` prefix in hex.
@@ -176,5 +181,45 @@ mod tests {
         ));
         write_atomic(&p, b"two", 0o600, true).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
+    }
+
+    #[test]
+    fn never_clobbers_a_file_that_appears_while_writing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out");
+        let e = write_atomic_with(&p, 0o600, false, |w| {
+            // Another process creates the target after the early check.
+            std::fs::write(&p, b"theirs")?;
+            w.write_all(b"ours")?;
+            Ok(((), true))
+        })
+        .unwrap_err();
+        assert!(matches!(e, IoError::Exists { .. }), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"theirs");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "the temporary file is gone");
+        std::fs::remove_file(&p).unwrap();
+        write_atomic(&p, b"key", 0o600, false).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn leaves_nothing_when_the_writer_gives_up_or_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out");
+        write_atomic_with(&p, 0o644, false, |w| {
+            w.write_all(b"half")?;
+            Ok(((), false))
+        })
+        .unwrap();
+        let e = write_atomic_with(&p, 0o644, false, |w| -> std::io::Result<((), bool)> {
+            w.write_all(b"half")?;
+            Err(std::io::Error::other("input ended early"))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("input ended early"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

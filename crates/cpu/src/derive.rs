@@ -25,8 +25,14 @@ pub enum EgetkeyError {
     #[error("key request ISVSVN {requested} is above the enclave's ISVSVN {current}")]
     InvalidIsvsvn { requested: u16, current: u16 },
     /// The request asks for a key at a CPUSVN above the platform's (SGX_INVALID_CPUSVN).
-    #[error("key request CPUSVN {requested} is above the platform's CPUSVN {current}")]
-    InvalidCpusvn { requested: String, current: String },
+    #[error(
+        "key request CPUSVN {} is above the platform's CPUSVN {}",
+        hex::encode(.requested), hex::encode(.current)
+    )]
+    InvalidCpusvn {
+        requested: [u8; 16],
+        current: [u8; 16],
+    },
     /// The request asks for a key the enclave's attributes do not allow (SGX_INVALID_ATTRIBUTE).
     #[error("{0} requires an enclave attribute this enclave does not have")]
     NotAllowed(KeyName),
@@ -138,8 +144,8 @@ impl PlatformRoot {
             .any(|(r, c)| r > c)
         {
             return Err(EgetkeyError::InvalidCpusvn {
-                requested: hex(&req.cpusvn),
-                current: hex(&self.cpusvn),
+                requested: req.cpusvn,
+                current: self.cpusvn,
             });
         }
         let known = KeyPolicy::MRENCLAVE
@@ -283,8 +289,4 @@ impl Dependencies {
         o.extend_from_slice(&self.isvextprodid);
         o
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -129,10 +129,6 @@ pub(crate) struct Expected {
 
 const ID: usize = 32;
 
-fn hex(id: &[u8]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn described(info: &InterfaceInfo) -> String {
     format!("{} {}", info.name, info.id_hex())
 }
@@ -146,8 +142,8 @@ impl Expected {
             return Ok(());
         }
         let host = |i: usize, id: &[u8]| match settings.interface_names.get(i) {
-            Some(name) if !name.is_empty() => format!("{name} {}", hex(id)),
-            _ => format!("interface {}", hex(id)),
+            Some(name) if !name.is_empty() => format!("{name} {}", hex::encode(id)),
+            _ => format!("interface {}", hex::encode(id)),
         };
         let (ecalls, ocalls) = match ids.len() {
             ID => (ids, None),

@@ -39,10 +39,6 @@ fn refusal(interface_id: Vec<u8>, names: &[&str]) -> String {
     reason
 }
 
-fn hex(id: &[u8]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[test]
 fn rejects_a_host_built_from_another_version_of_the_ecall_trait() {
     let theirs = [0x11; 32];
@@ -50,12 +46,15 @@ fn rejects_a_host_built_from_another_version_of_the_ecall_trait() {
         refusal(theirs.to_vec(), &["Hello"]),
         format!(
             "interface mismatch: the host expects Hello {}, this enclave implements Hello {}",
-            hex(&theirs),
+            hex::encode(theirs),
             HELLO_INTERFACE.id_hex()
         )
     );
     // Without a name the id still says which.
-    assert!(refusal(theirs.to_vec(), &[]).contains(&format!("expects interface {}", hex(&theirs))));
+    assert!(
+        refusal(theirs.to_vec(), &[])
+            .contains(&format!("expects interface {}", hex::encode(theirs)))
+    );
 }
 
 #[test]
@@ -67,7 +66,7 @@ fn rejects_a_host_serving_another_version_of_the_ocall_trait() {
         format!(
             "interface mismatch: the host serves OCALLs HelloHost {}, this enclave calls \
              HelloHost {}",
-            hex(&theirs),
+            hex::encode(theirs),
             HELLO_HOST_INTERFACE.id_hex()
         )
     );

@@ -52,7 +52,7 @@ pub struct InterfaceInfo {
 impl InterfaceInfo {
     /// The id as lowercase hex.
     pub fn id_hex(&self) -> String {
-        self.id.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.id)
     }
 }
 

@@ -36,10 +36,7 @@ fn check_shape(key: &PublicKey) -> Result<(), KeyError> {
     if *key.e() != BoxedUint::from(EXPONENT) {
         let e = key.e_bytes();
         return Err(KeyError::WrongExponent {
-            exponent: format!(
-                "0x{}",
-                e.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            ),
+            exponent: format!("0x{}", hex::encode(e)),
         });
     }
     Ok(())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The shared public test vectors (from the test kit: a clear failure when they are missing).
-pub use coffer_testkit::vectors::{vector, vectors_dir as vectors};
+pub use coffer_testkit::vectors::vector;
 
 pub fn coffer() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_coffer"));

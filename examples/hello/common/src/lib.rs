@@ -72,11 +72,7 @@ mod tests {
     fn probe_digest_is_sha256_of_domain_and_nonce() {
         // printf 'coffer-probe\x01\x02' | sha256sum
         let expected = "bd4f6e98eab812f04fb078dd8e3604521012d936e6d7660fbdcaf7aef013de87";
-        let hex: String = probe_digest(&[1, 2])
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(hex, expected);
+        assert_eq!(hex::encode(probe_digest(&[1, 2])), expected);
         assert_ne!(probe_digest(b"a"), probe_digest(b"b"));
     }
 }
