@@ -31,7 +31,7 @@ use rustix::process::{DumpableBehavior, Pid, Signal, WaitOptions};
 use rustix::thread::CapabilitySet;
 use thiserror::Error;
 
-use crate::sealed_image::{NullTerminated, SealError, SealedImage, c_strings};
+use crate::sealed_image::{NullTerminated, SealedImage, SealedImageError, c_strings};
 
 /// Highest descriptor number a child may be given, so the parent's scratch numbers stay small.
 pub const MAX_TARGET_FD: RawFd = 1023;
@@ -172,7 +172,7 @@ pub enum SpawnError {
     NoArgv,
     /// A string holds a NUL byte.
     #[error(transparent)]
-    BadString(#[from] SealError),
+    BadString(#[from] SealedImageError),
     /// A target descriptor number is negative or above [`MAX_TARGET_FD`].
     #[error("descriptor target {0} is outside 0..={MAX_TARGET_FD}")]
     BadTarget(RawFd),

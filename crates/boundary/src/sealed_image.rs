@@ -31,7 +31,7 @@ pub const MAX_IMAGE_LEN: usize = 1 << 30;
 
 /// Why an image could not be sealed, verified or executed.
 #[derive(Debug, Error)]
-pub enum SealError {
+pub enum SealedImageError {
     /// The image is empty.
     #[error("the executable image is empty")]
     Empty,
@@ -80,20 +80,21 @@ pub struct SealedImage {
 impl SealedImage {
     /// Copies `image` into a new memfd named `name` (shown in `/proc/PID/exe` as
     /// `/memfd:NAME`), makes it execute-only, seals it and verifies the seals.
-    pub fn new(name: &str, image: &[u8]) -> Result<Self, SealError> {
+    pub fn new(name: &str, image: &[u8]) -> Result<Self, SealedImageError> {
         if image.is_empty() {
-            return Err(SealError::Empty);
+            return Err(SealedImageError::Empty);
         }
         if image.len() > MAX_IMAGE_LEN {
-            return Err(SealError::TooLarge { len: image.len() });
+            return Err(SealedImageError::TooLarge { len: image.len() });
         }
-        let cname = CString::new(name).map_err(|_| SealError::BadName(name.to_owned()))?;
+        let cname = CString::new(name).map_err(|_| SealedImageError::BadName(name.to_owned()))?;
         let fd = create_memfd(&cname)?;
         let mut file = std::fs::File::from(fd);
-        file.write_all(image).map_err(SealError::Write)?;
+        file.write_all(image).map_err(SealedImageError::Write)?;
         let fd = OwnedFd::from(file);
-        rustix::fs::fchmod(&fd, Mode::XUSR | Mode::XGRP | Mode::XOTH).map_err(SealError::Mode)?;
-        rustix::fs::fcntl_add_seals(&fd, REQUIRED_SEALS).map_err(SealError::Seal)?;
+        rustix::fs::fchmod(&fd, Mode::XUSR | Mode::XGRP | Mode::XOTH)
+            .map_err(SealedImageError::Mode)?;
+        rustix::fs::fcntl_add_seals(&fd, REQUIRED_SEALS).map_err(SealedImageError::Seal)?;
         let sealed = Self {
             fd,
             len: image.len() as u64,
@@ -103,17 +104,17 @@ impl SealedImage {
     }
 
     /// Checks that the memfd still carries every required seal and has the image's size.
-    pub fn verify(&self) -> Result<(), SealError> {
-        let found = rustix::fs::fcntl_get_seals(&self.fd).map_err(SealError::Inspect)?;
+    pub fn verify(&self) -> Result<(), SealedImageError> {
+        let found = rustix::fs::fcntl_get_seals(&self.fd).map_err(SealedImageError::Inspect)?;
         if !found.contains(REQUIRED_SEALS) {
-            return Err(SealError::MissingSeals { found });
+            return Err(SealedImageError::MissingSeals { found });
         }
         let size = rustix::fs::fstat(&self.fd)
-            .map_err(SealError::Inspect)?
+            .map_err(SealedImageError::Inspect)?
             .st_size;
         let size = u64::try_from(size).unwrap_or(0);
         if size != self.len {
-            return Err(SealError::SizeMismatch {
+            return Err(SealedImageError::SizeMismatch {
                 expected: self.len,
                 found: size,
             });
@@ -134,7 +135,7 @@ impl SealedImage {
     /// Replaces the calling process with the image (`execveat(fd, "", argv, envp,
     /// AT_EMPTY_PATH)`); returns only on failure. The platform daemon uses
     /// [`crate::process::spawn_enclave_process`] instead, which does this in a child.
-    pub fn exec(&self, argv: &[&str], envp: &[&str]) -> SealError {
+    pub fn exec(&self, argv: &[&str], envp: &[&str]) -> SealedImageError {
         let argv = match c_strings(argv) {
             Ok(v) => v,
             Err(e) => return e,
@@ -145,7 +146,7 @@ impl SealedImage {
         };
         let argv_ptrs = NullTerminated::new(&argv);
         let envp_ptrs = NullTerminated::new(&envp);
-        SealError::Exec(sys::execveat(
+        SealedImageError::Exec(sys::execveat(
             self.fd.as_fd(),
             argv_ptrs.as_ptr(),
             envp_ptrs.as_ptr(),
@@ -159,7 +160,7 @@ impl AsFd for SealedImage {
     }
 }
 
-fn create_memfd(name: &CStr) -> Result<OwnedFd, SealError> {
+fn create_memfd(name: &CStr) -> Result<OwnedFd, SealedImageError> {
     let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
     // MFD_EXEC (Linux 6.3) keeps the image executable where `vm.memfd_noexec` would otherwise
     // seal it non-executable; older kernels reject the flag, and do not need it.
@@ -167,13 +168,13 @@ fn create_memfd(name: &CStr) -> Result<OwnedFd, SealError> {
         Err(Errno::INVAL) => rustix::fs::memfd_create(name, flags),
         other => other,
     }
-    .map_err(SealError::Create)
+    .map_err(SealedImageError::Create)
 }
 
-pub(crate) fn c_strings(strings: &[&str]) -> Result<Vec<CString>, SealError> {
+pub(crate) fn c_strings(strings: &[&str]) -> Result<Vec<CString>, SealedImageError> {
     strings
         .iter()
-        .map(|s| CString::new(*s).map_err(|_| SealError::BadString((*s).to_owned())))
+        .map(|s| CString::new(*s).map_err(|_| SealedImageError::BadString((*s).to_owned())))
         .collect()
 }
 
@@ -292,10 +293,13 @@ mod tests {
 
     #[test]
     fn rejects_empty_and_misnamed_images() {
-        assert!(matches!(SealedImage::new("x", b""), Err(SealError::Empty)));
+        assert!(matches!(
+            SealedImage::new("x", b""),
+            Err(SealedImageError::Empty)
+        ));
         assert!(matches!(
             SealedImage::new("a\0b", b"x"),
-            Err(SealError::BadName(_))
+            Err(SealedImageError::BadName(_))
         ));
     }
 

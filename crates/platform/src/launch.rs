@@ -30,7 +30,7 @@ pub enum LaunchError {
     #[error("creating the daemon socket pair failed: {0}")]
     Socket(FrameError),
     #[error("sealing the image failed: {0}")]
-    Seal(#[from] coffer_boundary::sealed_image::SealError),
+    Seal(#[from] coffer_boundary::sealed_image::SealedImageError),
     #[error("{0}")]
     Spawn(#[from] coffer_boundary::process::SpawnError),
     #[error("sending Boot to the enclave failed: {0}")]
