@@ -299,16 +299,10 @@ impl<R: Read> Iterator for SgxsReader<R> {
 
 /// Reads `buf.len()` bytes unless the stream ends first; returns how many were read.
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
+    let len = buf.len() as u64;
+    let mut dst = buf;
+    let got = io::copy(&mut r.take(len), &mut dst)?;
+    Ok(usize::try_from(got).unwrap_or(usize::MAX))
 }
 
 /// Reads and checks a whole SGXS stream and returns its MRENCLAVE.

@@ -233,16 +233,8 @@ impl EnclaveChild {
 }
 
 fn wait_for(pid: Pid, options: WaitOptions) -> Result<Option<ExitStatus>, Errno> {
-    loop {
-        match rustix::process::waitpid(Some(pid), options) {
-            Ok(Some((_, status))) => {
-                return Ok(Some(ExitStatus::from_raw(status.as_raw())));
-            }
-            Ok(None) => return Ok(None),
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    let waited = rustix::io::retry_on_intr(|| rustix::process::waitpid(Some(pid), options))?;
+    Ok(waited.map(|(_, status)| ExitStatus::from_raw(status.as_raw())))
 }
 
 /// Everything the child needs, prepared before the fork so the child allocates nothing.
@@ -315,18 +307,15 @@ pub fn spawn_enclave_process(spec: SpawnSpec<'_>) -> Result<EnclaveChild, SpawnE
     drop(report_write);
 
     let mut report = [0u8; 8];
-    let mut got = 0;
-    while got < report.len() {
-        match rustix::io::read(&report_read, &mut report[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::INTR) => continue,
-            Err(e) => {
-                let _ = wait_for(pid, WaitOptions::empty());
-                return Err(SpawnError::Report(e));
-            }
+    // The child writes its 8-byte report in one write(2) to a pipe, so it arrives whole or
+    // not at all (the pipe closes on a successful exec).
+    let got = match rustix::io::retry_on_intr(|| rustix::io::read(&report_read, &mut report)) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = wait_for(pid, WaitOptions::empty());
+            return Err(SpawnError::Report(e));
         }
-    }
+    };
     if got != 0 {
         let _ = wait_for(pid, WaitOptions::empty());
         let (step, errno) = report.split_at(4);

@@ -73,16 +73,13 @@ impl TracerProbe {
 
     fn field(&self, field: &'static str) -> Result<u64, TracerError> {
         let mut buf = [0u8; STATUS_CAP];
-        let len = loop {
-            match rustix::io::pread(&self.fd, &mut buf, 0) {
-                Ok(n) => break n,
-                Err(Errno::INTR) => continue,
-                Err(source) => {
-                    return Err(TracerError::Read {
-                        path: self.path,
-                        source,
-                    });
-                }
+        let len = match rustix::io::retry_on_intr(|| rustix::io::pread(&self.fd, &mut buf, 0)) {
+            Ok(n) => n,
+            Err(source) => {
+                return Err(TracerError::Read {
+                    path: self.path,
+                    source,
+                });
             }
         };
         let text = buf.get(..len).unwrap_or(&[]);

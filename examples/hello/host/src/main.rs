@@ -10,7 +10,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -110,16 +109,9 @@ fn run(args: Args) -> Result<(), Failure> {
 
 /// Waits until standard input closes, keeping the enclave (and its secrets) alive.
 fn hold(_enclave: &Enclave) -> Result<(), Failure> {
-    let mut sink = [0u8; 256];
-    let mut stdin = std::io::stdin().lock();
-    loop {
-        match stdin.read(&mut sink) {
-            Ok(0) => return Ok(()),
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Failure::Other(format!("reading standard input: {e}"))),
-        }
-    }
+    std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())
+        .map(drop)
+        .map_err(|e| Failure::Other(format!("reading standard input: {e}")))
 }
 
 fn main() -> ExitCode {
