@@ -56,13 +56,34 @@ pub fn build_static_example(package: &str, example: &str) -> PathBuf {
 /// that run another package's binary, which `CARGO_BIN_EXE_…` does not give.
 pub fn build_host_binary(package: &str, bin: &str) -> PathBuf {
     once(&format!("host bin {package} {bin}"), || {
-        let mut cargo = cargo();
-        cargo.args(["build", "-p", package, "--bin", bin, "--target-dir"]);
-        cargo.arg(test_target_dir());
-        cargo.env_remove("CARGO_ENCODED_RUSTFLAGS");
-        run_cargo(&mut cargo, &format!("{package}'s binary {bin}"));
+        host_build(
+            package,
+            &["--bin", bin],
+            &format!("{package}'s binary {bin}"),
+        );
         test_target_dir().join("debug").join(bin)
     })
+}
+
+/// The example `example` of `package`, built for the host (dev profile, no extra flags): test
+/// programs that must not be binaries of the crate they test.
+pub fn build_host_example(package: &str, example: &str) -> PathBuf {
+    once(&format!("host example {package} {example}"), || {
+        host_build(
+            package,
+            &["--example", example],
+            &format!("{package}'s example {example}"),
+        );
+        test_target_dir().join("debug/examples").join(example)
+    })
+}
+
+fn host_build(package: &str, what: &[&str], name: &str) {
+    let mut cargo = cargo();
+    cargo.args(["build", "-p", package]).args(what);
+    cargo.arg("--target-dir").arg(test_target_dir());
+    cargo.env_remove("CARGO_ENCODED_RUSTFLAGS");
+    run_cargo(&mut cargo, name);
 }
 
 /// Where the static builds land.

@@ -33,7 +33,8 @@ pub mod scan;
 pub mod vectors;
 
 pub use build::{
-    build_host_binary, build_static_enclave, build_static_example, test_target_dir, workspace_dir,
+    build_host_binary, build_host_example, build_static_enclave, build_static_example,
+    test_target_dir, workspace_dir,
 };
 #[cfg(feature = "daemon")]
 pub use daemon::Daemon;

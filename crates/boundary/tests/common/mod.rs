@@ -8,11 +8,14 @@ use std::process::ExitStatus;
 
 use coffer_boundary::{Credentials, EnclaveChild, SealedImage, SpawnSpec, spawn_enclave_process};
 
-/// The probe binary (`src/bin/probe.rs`), or the one `COFFER_BOUNDARY_PROBE` names (a
-/// static-pie build of it, built as enclaves are).
+/// The probe (`examples/probe.rs`), or the one `COFFER_BOUNDARY_PROBE` names (a static-pie
+/// build of it, built as enclaves are).
 pub fn probe_path() -> String {
-    std::env::var("COFFER_BOUNDARY_PROBE")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_coffer-boundary-probe").to_owned())
+    std::env::var("COFFER_BOUNDARY_PROBE").unwrap_or_else(|_| {
+        coffer_testkit::build_host_example("coffer-boundary", "coffer-boundary-probe")
+            .display()
+            .to_string()
+    })
 }
 
 /// `nobody`, the enclave identity the tests use.

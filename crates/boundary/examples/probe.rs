@@ -1,7 +1,7 @@
 //! The process the boundary tests run as "enclave" or "attacker" (and a demonstration that a
 //! forbidden call kills a locked-down process). An exec'ed process starts single-threaded,
-//! which a fork of the multi-threaded test harness does not; tests find it through
-//! `CARGO_BIN_EXE_coffer-boundary-probe`.
+//! which a fork of the multi-threaded test harness does not; tests build it with
+//! `coffer_testkit::build_host_example`.
 //!
 //! Roles (`coffer-boundary-probe ROLE ARGS…`), each reporting on standard output:
 //! - `status`: identity, capabilities, `no_new_privs`, dumpable flag.
