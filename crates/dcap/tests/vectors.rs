@@ -40,12 +40,12 @@ fn now() -> SystemTime {
 }
 
 fn unpinned() -> VerifyOptions {
-    VerifyOptions::new(now())
+    VerifyOptions::unpinned(now())
 }
 
 /// The self-signed root each quote's own chain carries.
 fn own_root(bytes: &[u8]) -> CertificateDer<'static> {
-    verify(bytes, &unpinned()).unwrap().root().clone()
+    verify(bytes, &unpinned()).unwrap().root().unwrap().clone()
 }
 
 fn h(s: &str) -> Vec<u8> {
@@ -140,7 +140,7 @@ fn accepts_both_quotes_without_a_pinned_root_and_says_so() {
         let v = verify(&bytes, &unpinned()).unwrap();
         assert_eq!(v.root_trust(), RootTrust::NotPinned);
         assert_eq!(v.pck_chain().len(), 3);
-        assert_eq!(v.pck_chain().last(), Some(v.root()));
+        assert_eq!(v.pck_chain().last(), v.root());
         assert_eq!(
             v.report_body(),
             &Quote::from_bytes(&bytes).unwrap().report_body
@@ -169,7 +169,7 @@ fn accepts_both_quotes_pinned_to_their_own_root_in_der_and_pem() {
         let root = own_root(&bytes);
         let v = verify(&bytes, &VerifyOptions::pinned(root.clone(), now())).unwrap();
         assert_eq!(v.root_trust(), RootTrust::Pinned);
-        assert_eq!(v.root(), &root);
+        assert_eq!(v.root(), Some(&root));
 
         let pem = pem::encode(&pem::Pem::new("CERTIFICATE", root.to_vec()));
         assert_eq!(parse_root_certificate(pem.as_bytes()).unwrap(), root);
@@ -194,7 +194,7 @@ fn accepts_each_quote_pinned_to_the_other_root_certificate_of_the_same_key() {
     for (bytes, other) in [(&a, root_b), (&b, root_a)] {
         let v = verify(bytes, &VerifyOptions::pinned(other.clone(), now())).unwrap();
         assert_eq!(v.root_trust(), RootTrust::Pinned);
-        assert_eq!(v.root(), &other);
+        assert_eq!(v.root(), Some(&other));
     }
 }
 
@@ -399,9 +399,9 @@ fn rejects_quote_a_after_its_pck_leaf_expired() {
     let after = UNIX_EPOCH + Duration::from_secs(1_809_515_442 + 1);
     let before = UNIX_EPOCH + Duration::from_secs(1_809_515_442 - 60);
     let bytes = quote_a();
-    verify(&bytes, &VerifyOptions::new(before)).unwrap();
+    verify(&bytes, &VerifyOptions::unpinned(before)).unwrap();
     for opts in [
-        VerifyOptions::new(after),
+        VerifyOptions::unpinned(after),
         VerifyOptions::pinned(own_root(&bytes), after),
     ] {
         let err = verify(&bytes, &opts).unwrap_err();
@@ -419,7 +419,7 @@ fn rejects_quote_a_after_its_pck_leaf_expired() {
 fn rejects_certificates_not_yet_valid() {
     // Quote B's leaf was issued 2023-09-20.
     let early = UNIX_EPOCH + Duration::from_secs(1_672_531_200);
-    let err = verify(&quote_b(), &VerifyOptions::new(early)).unwrap_err();
+    let err = verify(&quote_b(), &VerifyOptions::unpinned(early)).unwrap_err();
     assert!(matches!(err, E::CertificateNotYetValid { .. }), "{err:?}");
 }
 
@@ -448,7 +448,7 @@ fn accepts_a_chain_without_its_root_only_when_a_root_is_pinned() {
     let without_root = with_chain(&bytes, pem_of(&v.pck_chain()[..2]));
     let pinned = verify(
         &without_root,
-        &VerifyOptions::pinned(v.root().clone(), now()),
+        &VerifyOptions::pinned(v.root().unwrap().clone(), now()),
     )
     .unwrap();
     assert_eq!(pinned.root_trust(), RootTrust::Pinned);
@@ -467,7 +467,7 @@ fn rejects_chains_with_extra_ambiguous_or_missing_certificates() {
         chain[0].clone(),
         chain[1].clone(),
         chain[2].clone(),
-        b.root().clone(),
+        b.root().unwrap().clone(),
     ];
     let err = verify(&with_chain(&quote_a(), pem_of(&two_roots)), &unpinned()).unwrap_err();
     assert!(matches!(err, E::IssuerAmbiguous { .. }), "{err:?}");
