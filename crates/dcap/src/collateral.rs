@@ -271,10 +271,7 @@ pub(crate) fn parse_tcb_info(text: &str) -> Result<TcbInfo, E> {
                     .try_into()
                     .map_err(|_| E::CollateralMalformed {
                         item: TCB_INFO,
-                        reason: format!(
-                            "a TCB level has {} sgxtcbcomponents, not 16",
-                            comps.len()
-                        ),
+                        reason: format!("a TCB level has {} sgxtcbcomponents, not 16", comps.len()),
                     })?;
             Ok(PlatformLevel {
                 components,

@@ -180,7 +180,9 @@ pub enum QuoteVerificationError {
     #[error("collateral {item}: signer certificate chain: {reason}")]
     CollateralChain { item: &'static str, reason: String },
     /// Collateral: the signer chain of the TCB Info or QE Identity does not verify to the anchor.
-    #[error("collateral {item}: signer certificate chain does not verify to the {anchor}: {source}")]
+    #[error(
+        "collateral {item}: signer certificate chain does not verify to the {anchor}: {source}"
+    )]
     CollateralChainUntrusted {
         item: &'static str,
         anchor: &'static str,

@@ -116,7 +116,11 @@ pub(crate) fn parse_pck_extension(cert: &X509Certificate<'_>) -> Result<PckExten
         let v = integer(unique(&tcb, &sgx_oid(&[2, i])?, &name)?, &name, 255)?;
         *c = u8::try_from(v).map_err(|_| bad(format!("{name} is out of range")))?;
     }
-    let pcesvn = integer(unique(&tcb, &sgx_oid(&[2, 17])?, "PCESVN")?, "PCESVN", 65535)?;
+    let pcesvn = integer(
+        unique(&tcb, &sgx_oid(&[2, 17])?, "PCESVN")?,
+        "PCESVN",
+        65535,
+    )?;
     let pcesvn = u16::try_from(pcesvn).map_err(|_| bad("PCESVN is out of range"))?;
     let cpusvn = octets::<16>(unique(&tcb, &sgx_oid(&[2, 18])?, "CPUSVN")?, "CPUSVN")?;
     let pce_id = octets::<2>(unique(&top, &sgx_oid(&[3])?, "PCE-ID")?, "PCE-ID")?;

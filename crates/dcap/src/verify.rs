@@ -12,10 +12,10 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use sha2::{Digest, Sha256};
 use webpki::{BorrowedCertRevocationList, CertRevocationList};
 use x509_parser::certificate::X509Certificate;
+use x509_parser::parse_x509_crl;
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::X509Name;
-use x509_parser::parse_x509_crl;
 
 use crate::chain::{
     self, Path, check_validity, is_self_issued, order_path, parse_certificate, pem_chain_to_der,
@@ -237,7 +237,6 @@ fn p256_key(xy: &[u8; ECDSA_P256_SIZE]) -> Option<VerifyingKey> {
 fn ecdsa_ok(key: &VerifyingKey, msg: &[u8], sig: &[u8; ECDSA_P256_SIZE]) -> bool {
     Signature::from_slice(sig).is_ok_and(|s| key.verify(msg, &s).is_ok())
 }
-
 
 /// Verifies a quote, in this order (each failure its own [`E`] variant):
 ///
@@ -680,12 +679,7 @@ fn evaluate_tcb(
         now,
         crls,
     )?;
-    check_collateral_signature(
-        QE_IDENTITY,
-        &key,
-        &c.qe_identity,
-        &c.qe_identity_signature,
-    )?;
+    check_collateral_signature(QE_IDENTITY, &key, &c.qe_identity, &c.qe_identity_signature)?;
     let qi = parse_qe_identity(&c.qe_identity)?;
     check_fresh(QE_IDENTITY, &qi.issue_date, &qi.next_update, now_secs)?;
     let qe = &quote.qe_report_certification_data().qe_report;
