@@ -582,6 +582,7 @@ fn collateral_signer(
     own_root: bool,
     now: UnixTime,
     crls: &[&CertRevocationList<'_>],
+    root_crl_der: &[u8],
 ) -> Result<VerifyingKey, E> {
     let chain_err = |e: E| E::CollateralChain {
         item,
@@ -593,6 +594,8 @@ fn collateral_signer(
         TCB_INFO => "TCB Info signer",
         _ => "QE Identity signer",
     };
+    let root_crl = parse_crl(ROOT_CRL, root_crl_der)?;
+    check_not_revoked(signer_chain, &path, &[(ROOT_CRL, &root_crl)])?;
     verify_chain(&path, anchor, own_root, now, Some(crls), signer_chain)?;
     let (_, leaf) = path
         .certs
@@ -648,6 +651,7 @@ fn evaluate_tcb(
         own_root,
         now,
         crls,
+        &c.root_ca_crl,
     )?;
     check_collateral_signature(TCB_INFO, &key, &c.tcb_info, &c.tcb_info_signature)?;
     let tcb_info = parse_tcb_info(&c.tcb_info)?;
@@ -678,6 +682,7 @@ fn evaluate_tcb(
         own_root,
         now,
         crls,
+        &c.root_ca_crl,
     )?;
     check_collateral_signature(QE_IDENTITY, &key, &c.qe_identity, &c.qe_identity_signature)?;
     let qi = parse_qe_identity(&c.qe_identity)?;
