@@ -116,6 +116,15 @@ fn quote_inspect_shows_the_readme_values() {
     assert_eq!(b["cert_data_size"], 3548);
     assert_eq!(a["signature_data_size"], 4142);
     assert_eq!(a["attributes"]["flags"], "0x0000000000000007");
+    // The PCK leaf's SGX extension, to fetch collateral with.
+    assert_eq!(a["pck"]["fmspc"], "00906ea10000");
+    assert_eq!(b["pck"]["fmspc"], "00a067110000");
+    assert_eq!(b["pck"]["ca"], "processor");
+    assert_eq!(
+        b["pck"]["tcb_components"],
+        "0b0b0202ff0100000000000000000000"
+    );
+    assert_eq!(b["pck"]["pcesvn"], 13);
     assert_eq!(b["attributes"]["xfrm"], "0x00000000000000e7");
     let hello = hex::encode("Hello, world!");
     assert!(b["report_data"].as_str().unwrap().starts_with(&hello));

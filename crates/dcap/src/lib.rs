@@ -47,7 +47,7 @@ mod verify;
 pub use chain::{MAX_CHAIN_CERTIFICATES, pem_chain_to_der};
 pub use collateral::{Collateral, CollateralError, MAX_COLLATERAL_SIZE, MAX_TCB_LEVELS};
 pub use error::QuoteVerificationError;
-pub use pck::PckExtension;
+pub use pck::{PckExtension, UnverifiedPckInfo, unverified_pck_info};
 pub use root::{
     INTEL_SGX_ROOT_CA_SPKI, INTEL_SGX_ROOT_CA_SPKI_SHA256, INTEL_SGX_ROOT_CA_SUBJECT, TrustRoot,
 };

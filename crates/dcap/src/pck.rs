@@ -141,3 +141,41 @@ pub(crate) fn parse_pck_extension(cert: &X509Certificate<'_>) -> Result<PckExten
         fmspc,
     })
 }
+
+/// What a quote's PCK leaf certificate says, **unverified**: enough to fetch the collateral for
+/// the platform (FMSPC, and which PCK CA's CRL: `processor` or `platform`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnverifiedPckInfo {
+    pub extension: PckExtension,
+    /// The leaf's issuer, e.g. "CN=Intel SGX PCK Processor CA, ...".
+    pub issuer: String,
+    /// `"processor"`, `"platform"` (the `ca` parameter of Intel's `pckcrl` endpoint), or
+    /// `"unknown"` when the issuer's name says neither.
+    pub ca: &'static str,
+}
+
+/// Reads the PCK leaf certificate of `quote`'s chain (type 5) without verifying anything.
+pub fn unverified_pck_info(quote: &coffer_abi::quote::Quote) -> Result<UnverifiedPckInfo, E> {
+    let pem = quote
+        .pck_certificate_chain_pem()
+        .ok_or_else(|| E::NoPckCertificateChain(quote.certification_data().cert_type()))?;
+    let stored = crate::chain::pem_chain_to_der(pem)?;
+    let path = crate::chain::order_path(&stored)?;
+    let (_, leaf) = path
+        .certs
+        .first()
+        .ok_or(E::LeafNotFound { candidates: 0 })?;
+    let issuer = leaf.issuer().to_string();
+    let ca = if issuer.contains("PCK Processor CA") {
+        "processor"
+    } else if issuer.contains("PCK Platform CA") {
+        "platform"
+    } else {
+        "unknown"
+    };
+    Ok(UnverifiedPckInfo {
+        extension: parse_pck_extension(leaf)?,
+        issuer,
+        ca,
+    })
+}

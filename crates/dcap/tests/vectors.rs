@@ -706,3 +706,32 @@ fn accepts_quote_b_with_intel_s_real_collateral_as_dcap_qvl_does() {
     .unwrap_err();
     assert!(matches!(err, E::CollateralStale { .. }), "{err:?}");
 }
+
+#[test]
+fn reads_the_sgx_extension_of_both_real_pck_certificates() {
+    for (bytes, fmspc, comps, pcesvn) in [
+        (
+            quote_a(),
+            "00906ea10000",
+            "06060204018001000000000000000000",
+            7,
+        ),
+        (
+            quote_b(),
+            "00a067110000",
+            "0b0b0202ff0100000000000000000000",
+            13,
+        ),
+    ] {
+        let q = Quote::from_bytes(&bytes).unwrap();
+        let info = coffer_dcap::unverified_pck_info(&q).unwrap();
+        assert_eq!(info.ca, "processor");
+        assert!(info.issuer.contains("Intel SGX PCK Processor CA"));
+        assert_eq!(hex::encode(info.extension.fmspc), fmspc);
+        assert_eq!(hex::encode(info.extension.tcb_components), comps);
+        assert_eq!(info.extension.cpusvn, info.extension.tcb_components);
+        assert_eq!(info.extension.pcesvn, pcesvn);
+        assert_eq!(info.extension.pce_id, [0, 0]);
+        assert_eq!(info.extension.ppid.len(), 16);
+    }
+}

@@ -139,6 +139,20 @@ fn body_json(b: &ReportBody) -> serde_json::Value {
     })
 }
 
+/// The PCK leaf's SGX extension, unverified (to fetch collateral with), or null.
+fn pck_json(q: &Quote) -> serde_json::Value {
+    match coffer_dcap::unverified_pck_info(q) {
+        Ok(p) => json!({
+            "fmspc": hex::encode(p.extension.fmspc),
+            "pce_id": hex::encode(p.extension.pce_id),
+            "ca": p.ca,
+            "tcb_components": hex::encode(p.extension.tcb_components),
+            "pcesvn": p.extension.pcesvn,
+        }),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
 fn inspect(path: &Path, json: bool) -> Result<(), QuoteCmdError> {
     let q = read_quote(path)?;
     let h = &q.header;
@@ -166,6 +180,7 @@ fn inspect(path: &Path, json: bool) -> Result<(), QuoteCmdError> {
             "size": total,
             "attestation_key": hex::encode(sd.ecdsa_attestation_key),
             "qe_report": body_json(&qe.qe_report),
+            "pck": pck_json(&q),
         });
         if let (Some(obj), Some(more)) = (v.as_object_mut(), extra.as_object()) {
             obj.extend(more.clone());
@@ -199,6 +214,13 @@ fn inspect(path: &Path, json: bool) -> Result<(), QuoteCmdError> {
             cert.body_bytes().len()
         );
         println!("  qe mrsigner      {}", hex::encode(qe.qe_report.mrsigner));
+        match coffer_dcap::unverified_pck_info(&q) {
+            Ok(p) => {
+                println!("  pck fmspc        {}", hex::encode(p.extension.fmspc));
+                println!("  pck ca           {}", p.ca);
+            }
+            Err(e) => println!("  pck              unreadable: {e}"),
+        }
     }
     Ok(())
 }
