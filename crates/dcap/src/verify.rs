@@ -289,7 +289,7 @@ pub fn verify<Q: QuoteInput + ?Sized>(quote: &Q, opts: &VerifyOptions) -> Result
         .ok_or_else(|| E::NoPckCertificateChain(quote.certification_data().cert_type()))?;
     let stored = pem_chain_to_der(pem)?;
     let path = order_path(&stored)?;
-    let (leaf_der, leaf) = path
+    let (_, leaf) = path
         .certs
         .first()
         .ok_or(E::LeafNotFound { candidates: 0 })?;
@@ -365,7 +365,6 @@ pub fn verify<Q: QuoteInput + ?Sized>(quote: &Q, opts: &VerifyOptions) -> Result
         )?),
         _ => None,
     };
-    let _ = leaf_der;
     Ok(VerifiedQuote {
         quote,
         chain: ordered,
