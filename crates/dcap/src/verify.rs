@@ -238,7 +238,8 @@ fn ecdsa_ok(key: &VerifyingKey, msg: &[u8], sig: &[u8; ECDSA_P256_SIZE]) -> bool
     Signature::from_slice(sig).is_ok_and(|s| key.verify(msg, &s).is_ok())
 }
 
-/// Verifies a quote, in this order (each failure its own [`E`] variant):
+/// Verifies a quote, in this order (each failure its own [`QuoteVerificationError`](crate::QuoteVerificationError)
+/// variant):
 ///
 /// 1. quote signature: ECDSA P-256/SHA-256 over bytes 0..432 with the attestation key;
 /// 2. QE report binding: REPORTDATA[0..32] = SHA-256(attestation key ‖ QE auth data) and

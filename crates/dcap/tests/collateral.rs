@@ -895,3 +895,51 @@ fn a_quote_re_encoded_by_coffer_is_what_dcap_qvl_verified() {
     let theirs = dcap_qvl::quote::Quote::parse(&bytes).unwrap();
     assert_eq!(theirs.report.as_sgx().unwrap().mr_enclave, [0xe1; 32]);
 }
+
+#[test]
+fn refuses_a_pck_crl_of_another_pck_ca_and_a_qe_level_with_a_platform_only_status() {
+    // A leaf issued by a "Platform CA", collateral carrying a "Processor CA" CRL (as when the
+    // wrong `ca=` was fetched): the PCK CRL does not cover the leaf.
+    let d = Deployment::new(DeploymentParams {
+        pck_ca_cn: "Coffer Test PCK Platform CA".into(),
+        ..DeploymentParams::default()
+    });
+    let other = Deployment::new(DeploymentParams::default());
+    let quote = d.quote(&QuoteParams::default());
+    let mut c = d.collateral(&CollateralParams::default());
+    c.pck_crl = other.collateral(&CollateralParams::default()).pck_crl;
+    let err = both_refuse(&d, &quote, &c, TEST_NOW);
+    match &err {
+        E::CrlIssuerMismatch {
+            item,
+            expected,
+            found,
+        } => {
+            assert_eq!(*item, "PCK CRL");
+            assert!(expected.contains("Platform CA"), "{err}");
+            assert!(found.contains("Processor CA"), "{err}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // SWHardeningNeeded is a platform status; Intel's QVL refuses it in a QE Identity.
+    let d = Deployment::new(DeploymentParams::default());
+    let mut params = CollateralParams::default();
+    params.qe_levels[0].status = TcbStatus::SWHardeningNeeded;
+    let err = both_refuse(
+        &d,
+        &d.quote(&QuoteParams::default()),
+        &d.collateral(&params),
+        TEST_NOW,
+    );
+    assert!(
+        matches!(
+            err,
+            E::TcbStatusInvalid {
+                item: "QE Identity",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
