@@ -73,6 +73,25 @@ impl Collateral {
     }
 }
 
+/// `secs` as RFC 3339 UTC (`2026-01-01T00:00:00Z`), for messages.
+pub(crate) fn rfc3339(secs: u64) -> String {
+    let t = i64::try_from(secs)
+        .ok()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
+    match t {
+        Some(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        None => format!("{secs} Unix seconds"),
+    }
+}
+
 /// A date of the collateral, as Unix seconds and as written.
 #[derive(Debug, Clone)]
 pub(crate) struct Date {

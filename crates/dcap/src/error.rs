@@ -84,7 +84,7 @@ pub enum QuoteVerificationError {
     /// Check 4: a certificate of the path (or the pinned root) has expired.
     #[error(
         "certificate chain: {subject} expired (notAfter {not_after}) before the verification \
-         time ({now} Unix seconds)"
+         time ({})", crate::collateral::rfc3339(*now)
     )]
     CertificateExpired {
         subject: String,
@@ -94,7 +94,7 @@ pub enum QuoteVerificationError {
     /// Check 4: a certificate of the path (or the pinned root) is not valid yet.
     #[error(
         "certificate chain: {subject} is not valid until {not_before}, after the verification \
-         time ({now} Unix seconds)"
+         time ({})", crate::collateral::rfc3339(*now)
     )]
     CertificateNotYetValid {
         subject: String,
@@ -131,8 +131,8 @@ pub enum QuoteVerificationError {
     CollateralMalformed { item: &'static str, reason: String },
     /// Collateral: issued after the verification time.
     #[error(
-        "collateral {item}: not valid yet: issued {issued}, after the verification time ({now} \
-         Unix seconds)"
+        "collateral {item}: not valid yet: issued {issued}, after the verification time ({})",
+        crate::collateral::rfc3339(*now)
     )]
     CollateralNotYetValid {
         item: &'static str,
@@ -142,7 +142,7 @@ pub enum QuoteVerificationError {
     /// Collateral: its next update was due before the verification time (stale collateral).
     #[error(
         "collateral {item}: stale: its next update was due {next_update}, before the \
-         verification time ({now} Unix seconds)"
+         verification time ({})", crate::collateral::rfc3339(*now)
     )]
     CollateralStale {
         item: &'static str,

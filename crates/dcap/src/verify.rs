@@ -20,7 +20,9 @@ use x509_parser::x509::X509Name;
 use crate::chain::{
     self, Path, check_validity, is_self_issued, order_path, parse_certificate, pem_chain_to_der,
 };
-use crate::collateral::{Collateral, Date, check_fresh, parse_qe_identity, parse_tcb_info};
+use crate::collateral::{
+    Collateral, Date, check_fresh, parse_qe_identity, parse_tcb_info, rfc3339,
+};
 use crate::error::QuoteVerificationError as E;
 use crate::pck::parse_pck_extension;
 use crate::root::{Anchor, TrustRoot};
@@ -464,11 +466,11 @@ fn check_crls<'a>(
             item,
             &Date {
                 secs: issued.timestamp(),
-                text: issued.to_string(),
+                text: rfc3339(u64::try_from(issued.timestamp()).unwrap_or_default()),
             },
             &Date {
                 secs: next.timestamp(),
-                text: next.to_string(),
+                text: rfc3339(u64::try_from(next.timestamp()).unwrap_or_default()),
             },
             now,
         )?;
