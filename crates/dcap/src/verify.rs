@@ -248,12 +248,11 @@ fn ecdsa_ok(key: &VerifyingKey, msg: &[u8], sig: &[u8; ECDSA_P256_SIZE]) -> bool
 ///    REPORTDATA[32..64] = 0 (as Intel's QVL requires);
 /// 3. QE report signature over the 384-byte QE report body with the PCK leaf's key (the chain is
 ///    decoded and the leaf found first; its failures are certificate-chain errors);
-/// 4. with collateral, the CRLs: well-formed, issued by the root and by the PCK leaf's issuer,
-///    signed by them, within thisUpdate..nextUpdate at `opts.now`, and listing no certificate
-///    of the path;
-/// 5. the PCK chain: validity at `opts.now` of every certificate on the path (and of a pinned
-///    root certificate), then webpki path validation to the anchor ([`TrustRoot`]), with the
-///    CRLs when collateral is given;
+/// 4. the PCK chain: validity at `opts.now` of every certificate on the path (and of a pinned
+///    root certificate), then webpki path validation to the anchor ([`TrustRoot`]);
+/// 5. with collateral, the CRLs: well-formed, issued by the anchor and by the PCK leaf's issuer,
+///    signed by them, within thisUpdate..nextUpdate at `opts.now`, listing no certificate of the
+///    path; then the path again with webpki's revocation checking;
 /// 6. with collateral: the PCK leaf's SGX extension (FMSPC, PCE-ID, TCB); the TCB Info's signer
 ///    chain (to the same anchor, with the CRLs), its signature, format, dates, FMSPC and PCE-ID;
 ///    the QE Identity's likewise, then the QE report against it (MRSIGNER, ISVPRODID, masked
@@ -340,7 +339,13 @@ pub fn verify<Q: QuoteInput + ?Sized>(quote: &Q, opts: &VerifyOptions) -> Result
         }
     };
 
-    // 4. The collateral's CRLs, before they are used.
+    // 4. The PCK chain to the anchor.
+    let ordered: Vec<CertificateDer<'static>> =
+        path.certs.iter().map(|(d, _)| (*d).clone()).collect();
+    verify_chain(&path, &anchor, own_root, opts.now, None, PCK)?;
+
+    // 5. With collateral: the CRLs, checked against the anchor and the (now verified) PCK CA,
+    // then the path again, with revocation.
     let now = opts.now.as_secs();
     let crls = match &opts.collateral {
         Some(c) => Some(check_crls(c, &anchor, &path, now)?),
@@ -348,11 +353,9 @@ pub fn verify<Q: QuoteInput + ?Sized>(quote: &Q, opts: &VerifyOptions) -> Result
     };
     let crl_refs: Option<Vec<&CertRevocationList<'_>>> =
         crls.as_ref().map(|c| c.webpki.iter().collect());
-
-    // 5. The PCK chain.
-    let ordered: Vec<CertificateDer<'static>> =
-        path.certs.iter().map(|(d, _)| (*d).clone()).collect();
-    verify_chain(&path, &anchor, own_root, opts.now, crl_refs.as_deref(), PCK)?;
+    if let Some(crl_refs) = &crl_refs {
+        verify_chain(&path, &anchor, own_root, opts.now, Some(crl_refs), PCK)?;
+    }
 
     // 6. The TCB.
     let tcb = match (&opts.collateral, &crls) {
@@ -403,7 +406,7 @@ fn parse_crl<'a>(item: &'static str, der: &'a [u8]) -> Result<CertificateRevocat
     }
 }
 
-/// Step 4: both CRLs parse, come from the right issuer with a valid signature, are current, and
+/// Step 5: both CRLs parse, come from the right issuer with a valid signature, are current, and
 /// revoke no certificate of the PCK path.
 fn check_crls<'a>(
     c: &'a Collateral,
