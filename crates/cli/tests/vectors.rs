@@ -116,6 +116,15 @@ fn quote_inspect_shows_the_readme_values() {
     assert_eq!(b["cert_data_size"], 3548);
     assert_eq!(a["signature_data_size"], 4142);
     assert_eq!(a["attributes"]["flags"], "0x0000000000000007");
+    // The PCK leaf's SGX extension, to fetch collateral with.
+    assert_eq!(a["pck"]["fmspc"], "00906ea10000");
+    assert_eq!(b["pck"]["fmspc"], "00a067110000");
+    assert_eq!(b["pck"]["ca"], "processor");
+    assert_eq!(
+        b["pck"]["tcb_components"],
+        "0b0b0202ff0100000000000000000000"
+    );
+    assert_eq!(b["pck"]["pcesvn"], 13);
     assert_eq!(b["attributes"]["xfrm"], "0x00000000000000e7");
     let hello = hex::encode("Hello, world!");
     assert!(b["report_data"].as_str().unwrap().starts_with(&hello));
@@ -144,13 +153,15 @@ fn own_root_pem(quote: &[u8]) -> String {
 }
 
 #[test]
-fn quote_verify_passes_both_good_quotes_with_and_without_a_pinned_root() {
+fn quote_verify_passes_both_good_quotes_to_intel_s_root_key_and_to_a_pinned_root() {
     let dir = tempfile::tempdir().unwrap();
     for name in [
         "dcap/quote_v3_pck_chain_a.bin",
         "dcap/quote_v3_pck_chain_b.bin",
     ] {
         let path = vector(name);
+        // No --root: Intel's SGX Root CA key, built in, whichever of Intel's two root
+        // certificates the chain carries.
         let o = run(&[
             "quote".as_ref(),
             "verify".as_ref(),
@@ -160,8 +171,9 @@ fn quote_verify_passes_both_good_quotes_with_and_without_a_pinned_root() {
         ]);
         let out = ok(&o);
         assert_eq!(out.lines().count(), 1, "{out}");
-        assert!(out.contains("NOT pinned"), "{out}");
-        assert!(stderr(&o).contains("warning"), "{}", stderr(&o));
+        assert!(out.contains("Intel's SGX Root CA key"), "{out}");
+        assert!(!out.contains("NOT pinned"), "{out}");
+        assert!(stderr(&o).contains("no --collateral"), "{}", stderr(&o));
 
         let root = dir.path().join("root.pem");
         std::fs::write(&root, own_root_pem(&std::fs::read(&path).unwrap())).unwrap();
@@ -177,7 +189,18 @@ fn quote_verify_passes_both_good_quotes_with_and_without_a_pinned_root() {
         let out = ok(&o);
         assert!(out.contains("pinned root"), "{out}");
         assert!(!out.contains("NOT pinned"), "{out}");
-        assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+
+        let v = json(&run(&[
+            "quote".as_ref(),
+            "verify".as_ref(),
+            path.as_os_str(),
+            "--json".as_ref(),
+            "--at".as_ref(),
+            "2026-01-01T00:00:00Z".as_ref(),
+        ]));
+        assert_eq!(v["verified"], true);
+        assert_eq!(v["root"], "intel-sgx-root-key");
+        assert!(v["tcb"].is_null());
     }
 }
 

@@ -2,12 +2,16 @@
 //! and path validation with rustls-webpki to a pinned root or to the chain's own root.
 
 use rustls_pki_types::{CertificateDer, UnixTime};
-use webpki::{EndEntityCert, KeyUsage};
+use webpki::{
+    CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, RevocationCheckDepth,
+    RevocationOptionsBuilder, UnknownStatusPolicy,
+};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::error::X509Error;
 use x509_parser::prelude::FromDer;
 
 use crate::error::QuoteVerificationError as E;
+use crate::root::Anchor;
 
 /// Most certificates accepted in a chain (Intel's has three: PCK, Processor/Platform CA, root).
 /// Bounds the parsing and the quadratic issuer search a hostile chain can cause.
@@ -65,7 +69,7 @@ pub(crate) fn parse_certificate<'a>(index: usize, der: &'a [u8]) -> Result<X509C
     }
 }
 
-fn is_self_issued(c: &X509Certificate<'_>) -> bool {
+pub(crate) fn is_self_issued(c: &X509Certificate<'_>) -> bool {
     c.subject().as_raw() == c.issuer().as_raw()
 }
 
@@ -162,29 +166,58 @@ pub(crate) fn check_validity(cert: &X509Certificate<'_>, now: UnixTime) -> Resul
 }
 
 /// Validates the path from the leaf to `anchor` with webpki: signatures, validity, basic
-/// constraints, key usage. `intermediates` may be in any order.
+/// constraints, key usage and, given CRLs, revocation of every certificate below the anchor
+/// (a certificate no CRL covers fails). `intermediates` may be in any order. webpki's error
+/// goes to `map`.
 pub(crate) fn verify_path(
     leaf: &CertificateDer<'static>,
     intermediates: &[CertificateDer<'static>],
-    anchor: &CertificateDer<'static>,
-    anchor_name: &'static str,
+    anchor: &Anchor<'_>,
     now: UnixTime,
+    crls: Option<&[&CertRevocationList<'_>]>,
+    map: impl Fn(webpki::Error) -> E,
 ) -> Result<(), E> {
-    let untrusted = |source| E::ChainUntrusted {
-        anchor: anchor_name,
-        source,
+    let anchors = [anchor.ta.clone()];
+    let ee = EndEntityCert::try_from(leaf).map_err(&map)?;
+    let revocation = match crls {
+        Some(crls) => Some(
+            RevocationOptionsBuilder::new(crls)
+                .map_err(|_| map(webpki::Error::UnknownRevocationStatus))?
+                .with_depth(RevocationCheckDepth::Chain)
+                .with_status_policy(UnknownStatusPolicy::Deny)
+                .with_expiration_policy(ExpirationPolicy::Enforce)
+                .build(),
+        ),
+        None => None,
     };
-    let anchors = [webpki::anchor_from_trusted_cert(anchor).map_err(untrusted)?];
-    let ee = EndEntityCert::try_from(leaf).map_err(untrusted)?;
     ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         &anchors,
         intermediates,
         now,
         KeyUsage::required_if_present(PCK_EKU),
-        None,
+        revocation,
         None,
     )
-    .map_err(untrusted)?;
+    .map_err(map)?;
     Ok(())
+}
+
+/// Whether webpki's error is about revocation (a CRL), not about the path itself.
+pub(crate) fn is_revocation_error(e: &webpki::Error) -> bool {
+    matches!(
+        e,
+        webpki::Error::CertRevoked
+            | webpki::Error::UnknownRevocationStatus
+            | webpki::Error::InvalidCrlSignatureForPublicKey
+            | webpki::Error::UnsupportedCrlSignatureAlgorithmContext(_)
+            | webpki::Error::UnsupportedCrlSignatureAlgorithmForPublicKeyContext(_)
+            | webpki::Error::IssuerNotCrlSigner
+            | webpki::Error::CrlExpired { .. }
+            | webpki::Error::UnsupportedRevocationReason
+            | webpki::Error::UnsupportedCrlVersion
+            | webpki::Error::UnsupportedIndirectCrl
+            | webpki::Error::UnsupportedDeltaCrl
+            | webpki::Error::UnsupportedRevocationReasonsPartitioning
+    )
 }

@@ -4,6 +4,8 @@ use coffer_abi::DecodeError;
 use coffer_abi::quote::CertificationDataType;
 use thiserror::Error;
 
+use crate::tcb::TcbStatus;
+
 /// Why a quote did not verify. Checks run in the order of the variants below; the first failure
 /// is reported.
 #[derive(Debug, Error)]
@@ -82,7 +84,7 @@ pub enum QuoteVerificationError {
     /// Check 4: a certificate of the path (or the pinned root) has expired.
     #[error(
         "certificate chain: {subject} expired (notAfter {not_after}) before the verification \
-         time ({now} Unix seconds)"
+         time ({})", crate::collateral::rfc3339(*now)
     )]
     CertificateExpired {
         subject: String,
@@ -92,7 +94,7 @@ pub enum QuoteVerificationError {
     /// Check 4: a certificate of the path (or the pinned root) is not valid yet.
     #[error(
         "certificate chain: {subject} is not valid until {not_before}, after the verification \
-         time ({now} Unix seconds)"
+         time ({})", crate::collateral::rfc3339(*now)
     )]
     CertificateNotYetValid {
         subject: String,
@@ -114,7 +116,7 @@ pub enum QuoteVerificationError {
     /// Check 4: path validation to the trust anchor failed.
     #[error("certificate chain: does not verify to the {anchor}: {source}")]
     ChainUntrusted {
-        /// "pinned root" or "chain's self-signed root".
+        /// "Intel SGX Root CA key", "pinned root" or "chain's self-signed root".
         anchor: &'static str,
         #[source]
         source: webpki::Error,
@@ -123,4 +125,116 @@ pub enum QuoteVerificationError {
     /// The root certificate given to pin is unusable.
     #[error("pinned root: {0}")]
     RootInvalid(&'static str),
+
+    /// Collateral: a CRL, the TCB Info or the QE Identity does not parse, or lacks a field.
+    #[error("collateral {item}: malformed: {reason}")]
+    CollateralMalformed { item: &'static str, reason: String },
+    /// Collateral: issued after the verification time.
+    #[error(
+        "collateral {item}: not valid yet: issued {issued}, after the verification time ({})",
+        crate::collateral::rfc3339(*now)
+    )]
+    CollateralNotYetValid {
+        item: &'static str,
+        issued: String,
+        now: u64,
+    },
+    /// Collateral: its next update was due before the verification time (stale collateral).
+    #[error(
+        "collateral {item}: stale: its next update was due {next_update}, before the \
+         verification time ({})", crate::collateral::rfc3339(*now)
+    )]
+    CollateralStale {
+        item: &'static str,
+        next_update: String,
+        now: u64,
+    },
+    /// Collateral: a CRL is not issued by the CA whose certificates it must cover.
+    #[error("collateral {item}: issued by {found}, not by {expected}")]
+    CrlIssuerMismatch {
+        item: &'static str,
+        expected: String,
+        found: String,
+    },
+    /// Collateral: a CRL's signature does not verify with its issuer's key.
+    #[error("collateral {item}: the CRL signature does not verify with the key of {signer}")]
+    CrlSignature { item: &'static str, signer: String },
+    /// A certificate's serial number is listed in a CRL of the collateral.
+    #[error("{chain} chain: {subject} (serial {serial}) is revoked by the {crl}")]
+    CertificateRevoked {
+        /// "PCK certificate", "TCB Info signer" or "QE Identity signer".
+        chain: &'static str,
+        subject: String,
+        serial: String,
+        crl: &'static str,
+    },
+    /// Path validation with the collateral's CRLs failed on revocation (no CRL covers a
+    /// certificate of the path, or webpki found it revoked).
+    #[error("{chain} chain: revocation check against the collateral CRLs failed: {source}")]
+    Revocation {
+        chain: &'static str,
+        #[source]
+        source: webpki::Error,
+    },
+    /// Collateral: the issuer chain of the TCB Info or QE Identity is unusable.
+    #[error("collateral {item}: signer certificate chain: {reason}")]
+    CollateralChain { item: &'static str, reason: String },
+    /// Collateral: the signer chain of the TCB Info or QE Identity does not verify to the anchor.
+    #[error(
+        "collateral {item}: signer certificate chain does not verify to the {anchor}: {source}"
+    )]
+    CollateralChainUntrusted {
+        item: &'static str,
+        anchor: &'static str,
+        #[source]
+        source: webpki::Error,
+    },
+    /// Collateral: the ECDSA signature over the TCB Info or QE Identity JSON does not verify.
+    #[error(
+        "collateral {item}: the ECDSA P-256 signature over the JSON text does not verify with \
+         the signer certificate's key"
+    )]
+    CollateralSignature { item: &'static str },
+    /// Collateral: the TCB Info or QE Identity is of a kind Coffer does not evaluate.
+    #[error("collateral {item}: unsupported: {reason}")]
+    CollateralUnsupported { item: &'static str, reason: String },
+
+    /// The PCK leaf certificate's SGX extension is missing or malformed.
+    #[error("PCK certificate SGX extension: {reason}")]
+    PckExtension { reason: String },
+    /// The TCB Info is for another platform family.
+    #[error("TCB Info: issued for FMSPC {tcb_info}, but the PCK certificate's FMSPC is {pck}")]
+    FmspcMismatch { pck: String, tcb_info: String },
+    /// The TCB Info is for another PCE.
+    #[error("TCB Info: issued for PCE-ID {tcb_info}, but the PCK certificate's PCE-ID is {pck}")]
+    PceIdMismatch { pck: String, tcb_info: String },
+    /// The platform's TCB is below every TCB level (Intel: TCB not supported).
+    #[error(
+        "TCB level: the platform TCB (components {components}, PCESVN {pcesvn}) is below every \
+         TCB level of the TCB Info"
+    )]
+    TcbLevelNotFound { components: String, pcesvn: u16 },
+    /// The matched level carries a status that structure may not have.
+    #[error("TCB level: the matched {item} level has status {status:?}, which {item} may not use")]
+    TcbStatusInvalid { item: &'static str, status: String },
+    /// The QE report does not match the QE Identity.
+    #[error("QE identity: the QE report's {field} is {found}, the QE Identity requires {expected}")]
+    QeIdentityMismatch {
+        field: &'static str,
+        expected: String,
+        found: String,
+    },
+    /// The QE's ISVSVN is below every QE TCB level.
+    #[error("QE identity: the QE's ISVSVN {isvsvn} is below every QE TCB level of the QE Identity")]
+    QeTcbLevelNotFound { isvsvn: u16 },
+    /// The platform or QE TCB level is revoked.
+    #[error(
+        "TCB status: Revoked (platform {platform}, QE {qe}; advisories {})",
+        advisory_ids.join(", ")
+    )]
+    TcbRevoked {
+        platform: TcbStatus,
+        qe: TcbStatus,
+        advisory_ids: Vec<String>,
+    },
 }

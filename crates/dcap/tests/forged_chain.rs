@@ -20,13 +20,7 @@ use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
 fn vector(name: &str) -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/dcap/");
-    std::fs::read(format!("{path}{name}")).unwrap_or_else(|e| {
-        panic!(
-            "test vector {path}{name} is missing ({e}); the shared vectors must sit beside the \
-             repository"
-        )
-    })
+    coffer_testkit::vectors::read(&format!("dcap/{name}"))
 }
 
 /// 2026-01-01T00:00:00Z.
@@ -36,9 +30,10 @@ fn now() -> SystemTime {
 
 fn intel_root() -> CertificateDer<'static> {
     let b = vector("quote_v3_pck_chain_b.bin");
-    verify(&b, &VerifyOptions::new(now()))
+    verify(&b, &VerifyOptions::unpinned(now()))
         .unwrap()
         .root()
+        .unwrap()
         .clone()
 }
 
@@ -155,9 +150,9 @@ fn accepts_a_forged_chain_only_unpinned_or_pinned_to_the_forged_root() {
     let pki = forge_pki(Forge::default());
     let bytes = forge_quote(&pki);
 
-    let v = verify(&bytes, &VerifyOptions::new(now())).unwrap();
+    let v = verify(&bytes, &VerifyOptions::unpinned(now())).unwrap();
     assert_eq!(v.root_trust(), RootTrust::NotPinned);
-    assert_eq!(v.root(), &pki.root);
+    assert_eq!(v.root(), Some(&pki.root));
 
     let v = verify(&bytes, &VerifyOptions::pinned(pki.root.clone(), now())).unwrap();
     assert_eq!(v.root_trust(), RootTrust::Pinned);
@@ -173,6 +168,21 @@ fn accepts_a_forged_chain_only_unpinned_or_pinned_to_the_forged_root() {
         ),
         "{err:?}"
     );
+
+    // The default: Intel's root key, built in. The forged chain copies every name of Intel's,
+    // but not its key.
+    let err = verify(&bytes, &VerifyOptions::new(now())).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            E::ChainUntrusted {
+                anchor: "Intel SGX Root CA key",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("Intel SGX Root CA key"), "{err}");
 }
 
 #[test]
@@ -213,7 +223,7 @@ fn rejects_a_pck_leaf_issued_for_tls() {
     let pki = forge_pki(f);
     let bytes = forge_quote(&pki);
     for opts in [
-        VerifyOptions::new(now()),
+        VerifyOptions::unpinned(now()),
         VerifyOptions::pinned(pki.root.clone(), now()),
     ] {
         let err = verify(&bytes, &opts).unwrap_err();
@@ -235,7 +245,7 @@ fn rejects_a_leaf_issued_by_a_certificate_that_is_not_a_ca() {
     let mut f = Forge::default();
     f.ca_params.is_ca = IsCa::ExplicitNoCa;
     let pki = forge_pki(f);
-    let err = verify(&forge_quote(&pki), &VerifyOptions::new(now())).unwrap_err();
+    let err = verify(&forge_quote(&pki), &VerifyOptions::unpinned(now())).unwrap_err();
     assert!(matches!(err, E::ChainUntrusted { .. }), "{err:?}");
 }
 
@@ -244,7 +254,7 @@ fn rejects_an_expired_intermediate_naming_it() {
     let mut f = Forge::default();
     f.ca_params.not_after = rcgen::date_time_ymd(2025, 6, 1);
     let pki = forge_pki(f);
-    let err = verify(&forge_quote(&pki), &VerifyOptions::new(now())).unwrap_err();
+    let err = verify(&forge_quote(&pki), &VerifyOptions::unpinned(now())).unwrap_err();
     match err {
         E::CertificateExpired { subject, .. } => {
             assert!(subject.contains("Intel SGX PCK Processor CA"), "{subject}")
@@ -261,7 +271,7 @@ fn rejects_a_pck_leaf_with_a_p384_key() {
     };
     let pki = forge_pki(f);
     assert!(pki.leaf_key.is_none());
-    let err = verify(&forge_quote(&pki), &VerifyOptions::new(now())).unwrap_err();
+    let err = verify(&forge_quote(&pki), &VerifyOptions::unpinned(now())).unwrap_err();
     assert!(matches!(err, E::PckKeyUnsupported), "{err:?}");
 }
 
@@ -269,6 +279,6 @@ fn rejects_a_pck_leaf_with_a_p384_key() {
 fn rejects_a_forged_quote_whose_qe_report_was_signed_by_another_key() {
     let mut pki = forge_pki(Forge::default());
     pki.leaf_key = Some(SigningKey::from_slice(&[0x17; 32]).unwrap());
-    let err = verify(&forge_quote(&pki), &VerifyOptions::new(now())).unwrap_err();
+    let err = verify(&forge_quote(&pki), &VerifyOptions::unpinned(now())).unwrap_err();
     assert!(matches!(err, E::QeReportSignature), "{err:?}");
 }

@@ -17,13 +17,7 @@ use coffer_dcap::{
 use rustls_pki_types::CertificateDer;
 
 fn vector(name: &str) -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/dcap/");
-    std::fs::read(format!("{path}{name}")).unwrap_or_else(|e| {
-        panic!(
-            "test vector {path}{name} is missing ({e}); the shared vectors must sit beside the \
-             repository"
-        )
-    })
+    coffer_testkit::vectors::read(&format!("dcap/{name}"))
 }
 
 fn quote_a() -> Vec<u8> {
@@ -40,12 +34,12 @@ fn now() -> SystemTime {
 }
 
 fn unpinned() -> VerifyOptions {
-    VerifyOptions::new(now())
+    VerifyOptions::unpinned(now())
 }
 
 /// The self-signed root each quote's own chain carries.
 fn own_root(bytes: &[u8]) -> CertificateDer<'static> {
-    verify(bytes, &unpinned()).unwrap().root().clone()
+    verify(bytes, &unpinned()).unwrap().root().unwrap().clone()
 }
 
 fn h(s: &str) -> Vec<u8> {
@@ -140,7 +134,7 @@ fn accepts_both_quotes_without_a_pinned_root_and_says_so() {
         let v = verify(&bytes, &unpinned()).unwrap();
         assert_eq!(v.root_trust(), RootTrust::NotPinned);
         assert_eq!(v.pck_chain().len(), 3);
-        assert_eq!(v.pck_chain().last(), Some(v.root()));
+        assert_eq!(v.pck_chain().last(), v.root());
         assert_eq!(
             v.report_body(),
             &Quote::from_bytes(&bytes).unwrap().report_body
@@ -169,7 +163,7 @@ fn accepts_both_quotes_pinned_to_their_own_root_in_der_and_pem() {
         let root = own_root(&bytes);
         let v = verify(&bytes, &VerifyOptions::pinned(root.clone(), now())).unwrap();
         assert_eq!(v.root_trust(), RootTrust::Pinned);
-        assert_eq!(v.root(), &root);
+        assert_eq!(v.root(), Some(&root));
 
         let pem = pem::encode(&pem::Pem::new("CERTIFICATE", root.to_vec()));
         assert_eq!(parse_root_certificate(pem.as_bytes()).unwrap(), root);
@@ -194,7 +188,7 @@ fn accepts_each_quote_pinned_to_the_other_root_certificate_of_the_same_key() {
     for (bytes, other) in [(&a, root_b), (&b, root_a)] {
         let v = verify(bytes, &VerifyOptions::pinned(other.clone(), now())).unwrap();
         assert_eq!(v.root_trust(), RootTrust::Pinned);
-        assert_eq!(v.root(), &other);
+        assert_eq!(v.root(), Some(&other));
     }
 }
 
@@ -399,9 +393,9 @@ fn rejects_quote_a_after_its_pck_leaf_expired() {
     let after = UNIX_EPOCH + Duration::from_secs(1_809_515_442 + 1);
     let before = UNIX_EPOCH + Duration::from_secs(1_809_515_442 - 60);
     let bytes = quote_a();
-    verify(&bytes, &VerifyOptions::new(before)).unwrap();
+    verify(&bytes, &VerifyOptions::unpinned(before)).unwrap();
     for opts in [
-        VerifyOptions::new(after),
+        VerifyOptions::unpinned(after),
         VerifyOptions::pinned(own_root(&bytes), after),
     ] {
         let err = verify(&bytes, &opts).unwrap_err();
@@ -419,7 +413,7 @@ fn rejects_quote_a_after_its_pck_leaf_expired() {
 fn rejects_certificates_not_yet_valid() {
     // Quote B's leaf was issued 2023-09-20.
     let early = UNIX_EPOCH + Duration::from_secs(1_672_531_200);
-    let err = verify(&quote_b(), &VerifyOptions::new(early)).unwrap_err();
+    let err = verify(&quote_b(), &VerifyOptions::unpinned(early)).unwrap_err();
     assert!(matches!(err, E::CertificateNotYetValid { .. }), "{err:?}");
 }
 
@@ -448,7 +442,7 @@ fn accepts_a_chain_without_its_root_only_when_a_root_is_pinned() {
     let without_root = with_chain(&bytes, pem_of(&v.pck_chain()[..2]));
     let pinned = verify(
         &without_root,
-        &VerifyOptions::pinned(v.root().clone(), now()),
+        &VerifyOptions::pinned(v.root().unwrap().clone(), now()),
     )
     .unwrap();
     assert_eq!(pinned.root_trust(), RootTrust::Pinned);
@@ -467,7 +461,7 @@ fn rejects_chains_with_extra_ambiguous_or_missing_certificates() {
         chain[0].clone(),
         chain[1].clone(),
         chain[2].clone(),
-        b.root().clone(),
+        b.root().unwrap().clone(),
     ];
     let err = verify(&with_chain(&quote_a(), pem_of(&two_roots)), &unpinned()).unwrap_err();
     assert!(matches!(err, E::IssuerAmbiguous { .. }), "{err:?}");
@@ -593,5 +587,145 @@ fn accepts_both_quotes_with_the_same_fields_as_dcap_qvl() {
             ours.pck_certificate_chain_pem().unwrap()
         );
         assert_eq!(theirs.signed_length(), coffer_abi::quote::QUOTE_SIGNED_SIZE);
+    }
+}
+
+/// Intel's root key is built in and pinned by default: both vectors verify with provenance,
+/// whichever of Intel's two root certificates (2033, 2049) their chain carries.
+#[test]
+fn accepts_both_quotes_to_the_built_in_intel_root_key_by_default() {
+    for bytes in [quote_a(), quote_b()] {
+        let v = verify(&bytes, &VerifyOptions::new(now())).unwrap();
+        assert_eq!(v.root_trust(), RootTrust::IntelRootKey);
+        assert_eq!(v.root(), None);
+        assert_eq!(v.pck_chain().len(), 3);
+        assert!(v.tcb().is_none());
+        let q = coffer_dcap::UnverifiedQuote::parse(&bytes).unwrap();
+        assert_eq!(
+            q.verify(&VerifyOptions::new(now())).unwrap().report_body(),
+            &q.unverified().report_body
+        );
+    }
+}
+
+#[test]
+fn the_built_in_key_is_the_key_of_both_intel_root_certificates() {
+    use sha2::Digest;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(coffer_dcap::INTEL_SGX_ROOT_CA_SPKI)),
+        coffer_dcap::INTEL_SGX_ROOT_CA_SPKI_SHA256
+    );
+    let mut fingerprints = Vec::new();
+    for bytes in [quote_a(), quote_b()] {
+        let root = own_root(&bytes);
+        let (_, c) = x509_parser::parse_x509_certificate(&root).unwrap();
+        assert_eq!(c.public_key().raw, coffer_dcap::INTEL_SGX_ROOT_CA_SPKI);
+        assert_eq!(c.subject().as_raw(), coffer_dcap::INTEL_SGX_ROOT_CA_SUBJECT);
+        fingerprints.push(hex::encode(sha2::Sha256::digest(&root)));
+    }
+    // Two certificates, one key; B's is the one with fingerprint 44:A0:19:6B....
+    assert_ne!(fingerprints[0], fingerprints[1]);
+    assert!(fingerprints[1].starts_with("44a0196b"), "{fingerprints:?}");
+}
+
+#[test]
+fn the_pinned_key_ignores_the_chain_s_own_copy_of_the_root() {
+    // A broken self-signature on the chain's root copy does not matter: the key is trusted, not
+    // that certificate. A broken leaf or Processor CA still fails.
+    for (bytes, index, root_index) in [(quote_a(), [0, 2], 1), (quote_b(), [0, 1], 2)] {
+        let bad_root = with_corrupted_certificate_signature(&bytes, root_index);
+        let v = verify(&bad_root, &VerifyOptions::new(now())).unwrap();
+        assert_eq!(v.root_trust(), RootTrust::IntelRootKey);
+        for i in index {
+            let bad = with_corrupted_certificate_signature(&bytes, i);
+            let err = verify(&bad, &VerifyOptions::new(now())).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    E::ChainUntrusted {
+                        anchor: "Intel SGX Root CA key",
+                        ..
+                    } | E::QeReportSignature
+                ),
+                "{err:?}"
+            );
+        }
+        // And the root copy can be left out altogether.
+        let v = verify(&bytes, &unpinned()).unwrap();
+        let without_root = with_chain(&bytes, pem_of(&v.pck_chain()[..2]));
+        verify(&without_root, &VerifyOptions::new(now())).unwrap();
+    }
+}
+
+/// Quote B (dcap-qvl's `sample/sgx_quote`) with the real Intel collateral dcap-qvl ships for it
+/// (`sample/sgx_quote_collateral.json`, fetched from Intel's PCS 2025-06-19). That file is not
+/// part of Coffer's vectors, so this test is ignored; run it with
+/// `COFFER_DCAP_QVL_SAMPLE_COLLATERAL=~/.cargo/registry/src/*/dcap-qvl-0.7.1/sample/sgx_quote_collateral.json
+/// cargo test -p coffer-dcap --test vectors -- --ignored`.
+#[test]
+#[ignore = "needs dcap-qvl's sample collateral; set COFFER_DCAP_QVL_SAMPLE_COLLATERAL"]
+fn accepts_quote_b_with_intel_s_real_collateral_as_dcap_qvl_does() {
+    let path = std::env::var("COFFER_DCAP_QVL_SAMPLE_COLLATERAL")
+        .expect("COFFER_DCAP_QVL_SAMPLE_COLLATERAL names dcap-qvl's sgx_quote_collateral.json");
+    let json = std::fs::read(path).unwrap();
+    let collateral = coffer_dcap::Collateral::from_json(&json).unwrap();
+    // Inside every validity window: TCB Info 2025-06-19T10:56:11Z..2025-07-19T10:56:11Z, QE
+    // Identity ..2025-07-19T10:01:18Z, PCK CRL ..2025-07-19T10:23:18Z.
+    let when = UNIX_EPOCH + Duration::from_secs(1_751_328_000); // 2025-07-01
+    let v = verify(
+        &quote_b(),
+        &VerifyOptions::new(when).with_collateral(collateral.clone()),
+    )
+    .unwrap();
+    let tcb = v.tcb().unwrap();
+    assert_eq!(
+        tcb.status,
+        coffer_dcap::TcbStatus::ConfigurationAndSWHardeningNeeded
+    );
+    assert_eq!(tcb.advisory_ids, ["INTEL-SA-00289", "INTEL-SA-00615"]);
+    assert_eq!(hex::encode(tcb.pck.fmspc), "00a067110000");
+
+    let qc: dcap_qvl::QuoteCollateralV3 = serde_json::from_slice(&json).unwrap();
+    let r = dcap_qvl::verify::QuoteVerifier::new_prod()
+        .verify(&quote_b(), &qc, 1_751_328_000)
+        .unwrap();
+    assert_eq!(r.status, tcb.status.as_str());
+    assert_eq!(r.advisory_ids, tcb.advisory_ids);
+
+    // Half a year later the collateral is stale.
+    let err = verify(
+        &quote_b(),
+        &VerifyOptions::new(now()).with_collateral(collateral),
+    )
+    .unwrap_err();
+    assert!(matches!(err, E::CollateralStale { .. }), "{err:?}");
+}
+
+#[test]
+fn reads_the_sgx_extension_of_both_real_pck_certificates() {
+    for (bytes, fmspc, comps, pcesvn) in [
+        (
+            quote_a(),
+            "00906ea10000",
+            "06060204018001000000000000000000",
+            7,
+        ),
+        (
+            quote_b(),
+            "00a067110000",
+            "0b0b0202ff0100000000000000000000",
+            13,
+        ),
+    ] {
+        let q = Quote::from_bytes(&bytes).unwrap();
+        let info = coffer_dcap::unverified_pck_info(&q).unwrap();
+        assert_eq!(info.ca, "processor");
+        assert!(info.issuer.contains("Intel SGX PCK Processor CA"));
+        assert_eq!(hex::encode(info.extension.fmspc), fmspc);
+        assert_eq!(hex::encode(info.extension.tcb_components), comps);
+        assert_eq!(info.extension.cpusvn, info.extension.tcb_components);
+        assert_eq!(info.extension.pcesvn, pcesvn);
+        assert_eq!(info.extension.pce_id, [0, 0]);
+        assert_eq!(info.extension.ppid.len(), 16);
     }
 }

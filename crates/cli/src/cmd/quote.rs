@@ -1,11 +1,15 @@
-//! `coffer quote inspect FILE [--json]` and `coffer quote verify FILE [--root CERT.pem] [--at TIME]`
+//! `coffer quote inspect FILE [--json]` and
+//! `coffer quote verify FILE [--root CERT.pem] [--collateral FILE.json] [--at TIME] [--json]`
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use coffer_abi::quote::{MAX_QUOTE_SIZE, Quote};
 use coffer_abi::{Attributes, Codec, DecodeError, ReportBody};
-use coffer_dcap::{QuoteVerificationError, RootTrust, VerifyOptions};
+use coffer_dcap::{
+    Collateral, CollateralError, MAX_COLLATERAL_SIZE, QuoteVerificationError, RootTrust,
+    VerifiedQuote, VerifyOptions,
+};
 use serde_json::json;
 
 use crate::util::{self, IoError, hex64};
@@ -19,17 +23,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Verify a DCAP quote: quote signature, QE report binding, QE report signature, PCK chain.
+    /// Verify a DCAP quote: quote signature, QE report binding, QE report signature, PCK chain
+    /// to Intel's SGX Root CA key (or --root); with --collateral also revocation, QE identity
+    /// and TCB level.
     Verify {
         file: PathBuf,
-        /// The root CA certificate (PEM or DER) the PCK chain must end at. Without it the chain
-        /// is only checked up to its own self-signed root, which anyone can make.
+        /// A root CA certificate (PEM or DER) the PCK chain must end at instead of Intel's SGX
+        /// Root CA key (a Coffer deployment's root).
         #[arg(long)]
         root: Option<PathBuf>,
-        /// Check certificate validity at this time (RFC 3339, e.g. 2026-01-01T00:00:00Z, or Unix
-        /// seconds) instead of now.
+        /// Intel's collateral for the platform, as the JSON of dcap-qvl's QuoteCollateralV3:
+        /// CRLs, TCB Info, QE Identity. Prints the TCB status and advisory ids.
+        #[arg(long)]
+        collateral: Option<PathBuf>,
+        /// Check certificates and collateral at this time (RFC 3339, e.g.
+        /// 2026-01-01T00:00:00Z, or Unix seconds) instead of now.
         #[arg(long, value_parser = parse_time)]
         at: Option<SystemTime>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -45,6 +58,11 @@ pub enum QuoteCmdError {
         path: PathBuf,
         source: QuoteVerificationError,
     },
+    #[error("{path}: {source}")]
+    Collateral {
+        path: PathBuf,
+        source: CollateralError,
+    },
     /// The message names the check that failed.
     #[error("{path}: verification failed: {source}")]
     Verify {
@@ -59,7 +77,13 @@ const ROOT_FILE_LIMIT: u64 = 64 * 1024;
 pub fn run(c: Command) -> Result<(), QuoteCmdError> {
     match c {
         Command::Inspect { file, json } => inspect(&file, json),
-        Command::Verify { file, root, at } => verify(&file, root.as_deref(), at),
+        Command::Verify {
+            file,
+            root,
+            collateral,
+            at,
+            json,
+        } => verify(&file, root.as_deref(), collateral.as_deref(), at, json),
     }
 }
 
@@ -115,6 +139,20 @@ fn body_json(b: &ReportBody) -> serde_json::Value {
     })
 }
 
+/// The PCK leaf's SGX extension, unverified (to fetch collateral with), or null.
+fn pck_json(q: &Quote) -> serde_json::Value {
+    match coffer_dcap::unverified_pck_info(q) {
+        Ok(p) => json!({
+            "fmspc": hex::encode(p.extension.fmspc),
+            "pce_id": hex::encode(p.extension.pce_id),
+            "ca": p.ca,
+            "tcb_components": hex::encode(p.extension.tcb_components),
+            "pcesvn": p.extension.pcesvn,
+        }),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
 fn inspect(path: &Path, json: bool) -> Result<(), QuoteCmdError> {
     let q = read_quote(path)?;
     let h = &q.header;
@@ -142,6 +180,7 @@ fn inspect(path: &Path, json: bool) -> Result<(), QuoteCmdError> {
             "size": total,
             "attestation_key": hex::encode(sd.ecdsa_attestation_key),
             "qe_report": body_json(&qe.qe_report),
+            "pck": pck_json(&q),
         });
         if let (Some(obj), Some(more)) = (v.as_object_mut(), extra.as_object()) {
             obj.extend(more.clone());
@@ -175,14 +214,27 @@ fn inspect(path: &Path, json: bool) -> Result<(), QuoteCmdError> {
             cert.body_bytes().len()
         );
         println!("  qe mrsigner      {}", hex::encode(qe.qe_report.mrsigner));
+        match coffer_dcap::unverified_pck_info(&q) {
+            Ok(p) => {
+                println!("  pck fmspc        {}", hex::encode(p.extension.fmspc));
+                println!("  pck ca           {}", p.ca);
+            }
+            Err(e) => println!("  pck              unreadable: {e}"),
+        }
     }
     Ok(())
 }
 
-fn verify(path: &Path, root: Option<&Path>, at: Option<SystemTime>) -> Result<(), QuoteCmdError> {
+fn verify(
+    path: &Path,
+    root: Option<&Path>,
+    collateral: Option<&Path>,
+    at: Option<SystemTime>,
+    json: bool,
+) -> Result<(), QuoteCmdError> {
     let q = read_quote(path)?;
     let now = at.unwrap_or_else(SystemTime::now);
-    let opts = match root {
+    let mut opts = match root {
         Some(root_path) => {
             let pem = util::read_capped(root_path, ROOT_FILE_LIMIT)?;
             let root = coffer_dcap::parse_root_certificate(&pem).map_err(|source| {
@@ -195,26 +247,90 @@ fn verify(path: &Path, root: Option<&Path>, at: Option<SystemTime>) -> Result<()
         }
         None => VerifyOptions::new(now),
     };
+    if let Some(c) = collateral {
+        let bytes = util::read_capped(c, MAX_COLLATERAL_SIZE as u64)?;
+        let parsed = Collateral::from_json(&bytes).map_err(|source| QuoteCmdError::Collateral {
+            path: c.to_owned(),
+            source,
+        })?;
+        opts = opts.with_collateral(parsed);
+    }
     let v = coffer_dcap::verify(&q, &opts).map_err(|source| QuoteCmdError::Verify {
         path: path.to_owned(),
         source,
     })?;
+    if json {
+        util::print_json(&verified_json(&v));
+        return Ok(());
+    }
     let mrenclave = hex::encode(v.report_body().mrenclave);
-    match v.root_trust() {
-        RootTrust::Pinned => println!(
-            "quote verified: quote signature, QE report binding, QE report signature and PCK \
-             chain to the pinned root all pass (MRENCLAVE {mrenclave})"
-        ),
-        RootTrust::NotPinned => {
-            eprintln!(
-                "warning: no --root given: the PCK chain ends at its own self-signed root, which \
-                 is not pinned; this proves consistency, not provenance"
-            );
+    let anchor = match v.root_trust() {
+        RootTrust::IntelRootKey => "Intel's SGX Root CA key",
+        RootTrust::Pinned => "the pinned root",
+        // The CLI always pins a root.
+        RootTrust::NotPinned => "its own root (NOT pinned)",
+    };
+    let checked = if v.tcb().is_some() {
+        "quote signature, QE report binding, QE report signature, PCK chain (not revoked), QE \
+         identity and TCB level"
+    } else {
+        "quote signature, QE report binding, QE report signature and PCK chain"
+    };
+    println!("quote verified: {checked} to {anchor} all pass (MRENCLAVE {mrenclave})");
+    match v.tcb() {
+        Some(tcb) => {
+            println!("TCB status: {}", tcb.status);
             println!(
-                "quote verified: quote signature, QE report binding, QE report signature and PCK \
-                 chain pass; root NOT pinned (MRENCLAVE {mrenclave})"
+                "advisory ids: {}",
+                if tcb.advisory_ids.is_empty() {
+                    "none".to_owned()
+                } else {
+                    tcb.advisory_ids.join(", ")
+                }
             );
         }
+        None => eprintln!(
+            "warning: no --collateral given: revocation, the QE identity and the TCB level were \
+             not checked"
+        ),
     }
     Ok(())
+}
+
+fn verified_json(v: &VerifiedQuote) -> serde_json::Value {
+    let b = v.report_body();
+    let root = match v.root_trust() {
+        RootTrust::IntelRootKey => "intel-sgx-root-key",
+        RootTrust::Pinned => "pinned",
+        RootTrust::NotPinned => "not-pinned",
+    };
+    let tcb = v.tcb().map(|t| {
+        json!({
+            "status": t.status.as_str(),
+            "advisory_ids": t.advisory_ids,
+            "platform_status": t.platform.status.as_str(),
+            "platform_tcb_date": t.platform.tcb_date,
+            "qe_status": t.qe.status.as_str(),
+            "qe_tcb_date": t.qe.tcb_date,
+            "fmspc": hex::encode(t.pck.fmspc),
+            "pce_id": hex::encode(t.pck.pce_id),
+            "tcb_components": hex::encode(t.pck.tcb_components),
+            "pcesvn": t.pck.pcesvn,
+            "tcb_evaluation_data_number": t.tcb_evaluation_data_number,
+            "collateral_next_update": t.collateral_next_update,
+        })
+    });
+    json!({
+        "verified": true,
+        "root": root,
+        "mrenclave": hex::encode(b.mrenclave),
+        "mrsigner": hex::encode(b.mrsigner),
+        "isv_prod_id": b.isvprodid,
+        "isv_svn": b.isvsvn,
+        "debug": b.attributes.debug(),
+        "report_data": hex::encode(b.reportdata),
+        "qe_svn": v.header().qe_svn,
+        "pce_svn": v.header().pce_svn,
+        "tcb": tcb,
+    })
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The shared public test vectors (from the test kit: a clear failure when they are missing).
+#[allow(unused_imports)] // not every test binary reads a vector
 pub use coffer_testkit::vectors::vector;
 
 pub fn coffer() -> Command {
