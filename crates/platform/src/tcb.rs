@@ -391,7 +391,10 @@ pub fn probe_lockdown() -> LockdownState {
 impl HostFacts {
     /// Reads the host's settings.
     pub fn probe() -> HostFacts {
-        let config = read_kernel_config();
+        // The configuration of the running kernel does not change: read it once.
+        static CONFIG: std::sync::OnceLock<Option<(String, KernelConfig)>> =
+            std::sync::OnceLock::new();
+        let config = CONFIG.get_or_init(read_kernel_config);
         let cfg = config.as_ref().map(|(_, c)| c);
         let option = |name: &str| cfg.map_or(KernelOption::Unknown, |c| c.option(name));
         let cmdline = read_small("/proc/cmdline");

@@ -115,11 +115,21 @@ fn serve(a: ServeArgs) -> Result<(), PlatformCmdError> {
     config.ready_timeout = Duration::from_secs(a.ready_timeout);
     let platform = Platform::bind(config)?;
     let tcb = HostFacts::probe().tcb_status();
+    let ids: Vec<&str> = tcb.advisory_ids().collect();
     eprintln!(
-        "coffer platform: serving {} ({} MiB EPC) on {}; TCB status {tcb}",
+        "coffer platform: serving {} ({} MiB EPC) on {}; TCB status {}{}",
         a.vm_size.name,
         a.vm_size.epc_bytes >> 20,
-        a.socket.display()
+        a.socket.display(),
+        tcb.level,
+        if ids.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " with advisories {} (`coffer platform status` explains each; docs/advisories.md)",
+                ids.join(", ")
+            )
+        }
     );
     if !rustix::process::geteuid().is_root() {
         eprintln!(
