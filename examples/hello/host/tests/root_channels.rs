@@ -370,19 +370,16 @@ fn bpf_tracing_reads_the_probe_exactly_when_the_status_names_coffer_sa_0001() {
         .unwrap();
         done.push(format!("@o{i} >= {size}"));
     }
+    // Clearing the maps at the end keeps bpftrace from printing them into the dump.
+    let clear: String = (0..secret.len())
+        .map(|i| format!("clear(@o{i}); "))
+        .collect();
     writeln!(
         script,
-        "interval:ms:50 {{ if ({}) {{ exit(); }} }}\ninterval:s:40 {{ exit(); }}\nEND {{ clear(@o0); }}",
+        "interval:ms:50 {{ if ({}) {{ exit(); }} }}\ninterval:s:40 {{ exit(); }}\nEND {{ {clear}}}",
         done.join(" && ")
     )
     .unwrap();
-    // Map clearing at END keeps bpftrace from printing the maps into the dump.
-    for i in 1..secret.len() {
-        script = script.replace(
-            "END { clear(@o0);",
-            &format!("END {{ clear(@o0); clear(@o{i});"),
-        );
-    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dump.bt");
     std::fs::write(&path, &script).unwrap();
@@ -676,10 +673,10 @@ fn pidfd_getfd_speaks_for_the_enclave_exactly_when_the_status_names_coffer_sa_00
 // ---------------------------------------------------------------------------------------------
 // COFFER-SA-0002: uprobes.
 
-/// The file offset, in the enclave image, of the function each ECALL worker enters whenever it
-/// waits for its next ECALL (`coffer_channel::slot::EnclaveSlot::wait_ecall_with_policy`), from
-/// the image's symbol table: what an attacker reads from the public bundle.
-fn worker_wait_offset(image: &[u8]) -> u64 {
+/// The function each ECALL worker enters whenever it waits for its next ECALL
+/// (`coffer_channel::slot::EnclaveSlot::wait_ecall_with_policy`), from the image's symbol table
+/// (what an attacker reads from the public bundle): its virtual address and its file offset.
+fn worker_wait_function(image: &[u8]) -> (u64, u64) {
     use object::{Object, ObjectSegment, ObjectSymbol};
     let elf = object::File::parse(image).unwrap();
     let symbol = elf
@@ -690,27 +687,44 @@ fn worker_wait_offset(image: &[u8]) -> u64 {
         })
         .expect("the enclave image names EnclaveSlot::wait_ecall_with_policy");
     let address = symbol.address();
-    elf.segments()
+    let offset = elf
+        .segments()
         .find_map(|seg| {
             let (file_offset, _) = seg.file_range();
             (seg.address() <= address && address < seg.address() + seg.size())
                 .then(|| address - seg.address() + file_offset)
         })
-        .expect("the symbol lies in a loaded segment")
+        .expect("the symbol lies in a loaded segment");
+    (address, offset)
 }
 
-/// As root, through tracefs (in a private instance, so the global trace buffer is untouched):
-/// uprobes on `/proc/PID/exe` at the worker's wait function, each fetching 3 KiB of the
-/// worker's stack above its stack pointer (`+N(%sp):x64[32]`). The enclave's thread-local
-/// storage, with the probe's copy, sits at the top of that secret stack.
-#[test]
-fn a_uprobe_fetches_the_probe_exactly_when_the_status_names_coffer_sa_0002() {
-    if !require_root("a_uprobe_fetches_the_probe_exactly_when_the_status_names_coffer_sa_0002") {
-        return;
+/// What one way of placing uprobes got.
+struct UprobeRun {
+    route: &'static str,
+    run: Finished,
+    /// Events that delivered stack bytes.
+    hits: usize,
+    copies: usize,
+}
+
+impl UprobeRun {
+    fn describe(&self) -> String {
+        format!(
+            "{}: exited {}, {} events with stack bytes, {} probe copies",
+            self.route, self.run.status, self.hits, self.copies
+        )
     }
-    let node = Node::start();
-    let held = hold(&node);
-    let offset = worker_wait_offset(&fixture().image);
+
+    /// The kernel refused (the tool failed and nothing fired), as opposed to an inconclusive run.
+    fn refused(&self) -> bool {
+        self.hits == 0 && !self.run.status.success()
+    }
+}
+
+/// Route 1, tracefs: uprobe events on `/proc/PID/exe` at `offset`, each fetching 3 KiB of the
+/// worker's stack above its stack pointer (`+N(%sp):x64[32]`), in a trace instance of their own
+/// (the global trace buffer is untouched), removed afterwards.
+fn uprobe_via_tracefs(held: &Held, offset: u64) -> UprobeRun {
     // Events of 12 arguments of 256 bytes (under a trace buffer page each), overlapping by 64
     // bytes so that no copy falls between two.
     const EVENTS: u64 = 6;
@@ -741,10 +755,9 @@ echo 0 > instances/{group}/events/{group}/enable
 cat instances/{group}/trace",
         last = EVENTS - 1
     );
-    let (run, calls) = held.with_traffic(|| with_private_tracefs("uprobe", &script));
+    let run = with_private_tracefs("uprobe (tracefs)", &script);
     // Each event line: `... e3: (0x...) a0={0x..,0x..,...} a1={...} ...`.
-    let mut copies = 0;
-    let mut hits = 0;
+    let (mut hits, mut copies) = (0, 0);
     for line in run.stdout.lines().filter(|l| l.contains(" a0={")) {
         let mut bytes = Vec::new();
         for arg in line.split('{').skip(1) {
@@ -760,19 +773,107 @@ cat instances/{group}/trace",
         }
         copies += root_attack::count(&bytes, &held.digest);
     }
-    let evidence = format!(
-        "uprobe script exited {}, {hits} events with stack bytes during {calls} ECALLs, {copies} probe copies",
-        run.status
-    );
-    if copies == 0 {
-        assert!(
-            hits == 0 && !run.status.success(),
-            "the uprobes fired but fetched no probe copy, or fired nowhere without a refusal: inconclusive ({evidence})\n{}\n{}",
-            run.stderr,
-            run.stdout.lines().take(5).collect::<Vec<_>>().join("\n")
-        );
+    UprobeRun {
+        route: "tracefs uprobe_events",
+        run,
+        hits,
+        copies,
     }
-    assert_named_exactly_when_open(&node, "COFFER-SA-0002", copies > 0, &evidence);
+}
+
+/// Route 2, without tracefs (lockdown's confidentiality mode closes tracefs, not uprobes):
+/// bpftrace's uprobe (the perf uprobe PMU) at the same function, copying 12 KiB above the
+/// stack pointer with `probe_read_user`.
+fn uprobe_via_bpftrace(held: &Held, address: u64) -> UprobeRun {
+    let program = format!(
+        "uprobe:/proc/{pid}/exe:{address:#x} /pid == {pid}/ {{
+  $t = nsecs;
+  $sp = reg(\"sp\");
+  $i = 0;
+  while ($i < 192) {{
+    printf(\"%lu %lu %rx\\n\", $t, $i, buf(uptr($sp + $i * 64), 64));
+    $i++;
+  }}
+}}
+interval:ms:1500 {{ exit(); }}",
+        pid = held.pid
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uprobe.bt");
+    std::fs::write(&path, program).unwrap();
+    let run = with_private_tracefs(
+        "uprobe (bpftrace)",
+        &format!(
+            "export BPFTRACE_PERF_RB_PAGES=1024; exec bpftrace {}",
+            path.display()
+        ),
+    );
+    // Put each event's 12 KiB back together.
+    let mut events: std::collections::BTreeMap<u64, Vec<(u64, Vec<u8>)>> = Default::default();
+    for line in run.stdout.lines() {
+        let mut f = line.splitn(3, ' ');
+        let (Some(t), Some(i), Some(data)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let (Ok(t), Ok(i)) = (t.parse::<u64>(), i.parse::<u64>()) else {
+            continue;
+        };
+        events.entry(t).or_default().push((i, unescape_hex(data)));
+    }
+    let (mut hits, mut copies) = (0, 0);
+    for chunks in events.values_mut() {
+        chunks.sort_by_key(|(i, _)| *i);
+        let bytes: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+        hits += usize::from(!bytes.is_empty());
+        copies += root_attack::count(&bytes, &held.digest);
+    }
+    UprobeRun {
+        route: "bpftrace uprobe",
+        run,
+        hits,
+        copies,
+    }
+}
+
+/// As root: uprobes at the function every ECALL worker enters between ECALLs, fetching the
+/// worker's stack above its stack pointer; the enclave's thread-local storage, with the probe's
+/// copy, sits at the top of that secret stack. Two routes, because lockdown's confidentiality
+/// mode closes tracefs but not uprobes: tracefs `uprobe_events` on `/proc/PID/exe`, and
+/// bpftrace's uprobe (perf's uprobe PMU). The channel is open when either reads the probe.
+#[test]
+fn a_uprobe_fetches_the_probe_exactly_when_the_status_names_coffer_sa_0002() {
+    if !require_root("a_uprobe_fetches_the_probe_exactly_when_the_status_names_coffer_sa_0002") {
+        return;
+    }
+    require_tool("bpftrace");
+    let node = Node::start();
+    let held = hold(&node);
+    let (address, offset) = worker_wait_function(&fixture().image);
+    let (runs, calls) = held.with_traffic(|| {
+        [
+            uprobe_via_tracefs(&held, offset),
+            uprobe_via_bpftrace(&held, address),
+        ]
+    });
+    let open = runs.iter().any(|r| r.copies > 0);
+    let evidence = format!(
+        "{} during {calls} ECALLs",
+        runs.iter()
+            .map(UprobeRun::describe)
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    if !open {
+        for r in &runs {
+            assert!(
+                r.refused(),
+                "{} fired but fetched no probe copy, or fired nowhere without a refusal: inconclusive ({evidence})\n{}",
+                r.route,
+                r.run.stderr
+            );
+        }
+    }
+    assert_named_exactly_when_open(&node, "COFFER-SA-0002", open, &evidence);
 }
 
 // ---------------------------------------------------------------------------------------------
