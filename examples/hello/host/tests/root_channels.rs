@@ -106,6 +106,8 @@ static UID_BASE: AtomicU32 = AtomicU32::new(3_700_000);
 struct Node {
     daemon: Option<Spawned>,
     socket: PathBuf,
+    /// The daemon's state directory (its root key file among others).
+    state: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -130,6 +132,7 @@ impl Node {
         let mut node = Node {
             daemon: Some(Spawned::start("coffer platform serve", &mut cmd)),
             socket,
+            state: dir.path().join("state"),
             _dir: dir,
         };
         let deadline = Instant::now() + TIMEOUT;
@@ -458,7 +461,7 @@ fn perf_user_stack_samples_copy_the_probe_exactly_when_the_status_names_coffer_s
         with_private_tracefs(
             "perf record",
             &format!(
-                "exec perf record -q -e raw_syscalls:sys_enter -c 16 --call-graph dwarf -p {} -o {} -- sleep 1",
+                "exec perf record -q -e raw_syscalls:sys_enter -c 32 --call-graph dwarf -p {} -o {} -- sleep 1",
                 held.pid,
                 data.display()
             ),
@@ -608,11 +611,62 @@ fn a_forced_proc_mem_write_changes_code_exactly_when_the_status_names_coffer_sa_
 }
 
 // ---------------------------------------------------------------------------------------------
-// COFFER-SA-0005: descriptor theft.
+// COFFER-SA-0005: descriptor theft; COFFER-SA-0009: the root key file.
+
+/// What root got by speaking for an enclave on its stolen daemon socket.
+struct Stolen {
+    /// The KEYREQUEST sent (a seal key).
+    request: coffer_abi::Keyrequest,
+    /// The daemon's EGETKEY answer.
+    seal_key: Vec<u8>,
+    /// The daemon's EREPORT answer, for the attacker's REPORTDATA.
+    report: coffer_abi::Report,
+    reportdata: [u8; 64],
+}
 
 /// As root: `pidfd_getfd` the enclave's daemon socket (its descriptor 3) and ask the daemon, as
 /// the enclave, for EGETKEY (a seal key) and EREPORT with REPORTDATA of the attacker's choice.
-/// The daemon answers as it would the enclave: the REPORT carries the enclave's MRENCLAVE.
+/// The enclave is idle meanwhile (no ECALL), so nothing else uses the socket.
+fn steal_and_ask(held: &Held) -> std::io::Result<Stolen> {
+    use coffer_abi::codec::Codec;
+    use coffer_abi::{KeyName, Keyrequest, Report, Targetinfo};
+    use coffer_proto::enclave::{DaemonReply, EnclaveMessage, fds};
+    use std::os::fd::AsFd;
+
+    let sock = root_attack::take_descriptor(held.pid, fds::DAEMON)?;
+    let ask = |msg: &EnclaveMessage| -> DaemonReply {
+        coffer_proto::send(sock.as_fd(), msg, &[]).unwrap();
+        coffer_proto::recv::<DaemonReply>(sock.as_fd()).unwrap().0
+    };
+    let request = Keyrequest {
+        keyname: KeyName::SEAL_KEY,
+        keyid: [0x5a; 32],
+        ..Keyrequest::default()
+    };
+    let seal_key = match ask(&EnclaveMessage::Egetkey {
+        keyrequest: request.to_bytes(),
+    }) {
+        DaemonReply::Key(k) => k,
+        other => panic!("EGETKEY on the stolen socket: {other:?}"),
+    };
+    let reportdata = [0xa7u8; 64];
+    let report = match ask(&EnclaveMessage::Ereport {
+        targetinfo: Targetinfo::default().to_bytes(),
+        reportdata: reportdata.to_vec(),
+    }) {
+        DaemonReply::Report(r) => Report::from_bytes(&r).unwrap(),
+        other => panic!("EREPORT on the stolen socket: {other:?}"),
+    };
+    Ok(Stolen {
+        request,
+        seal_key,
+        report,
+        reportdata,
+    })
+}
+
+/// The daemon answers the thief as it would the enclave: a 16-byte seal key, and a REPORT with
+/// the enclave's MRENCLAVE and the thief's REPORTDATA, which a verifier takes for the enclave's.
 #[test]
 fn pidfd_getfd_speaks_for_the_enclave_exactly_when_the_status_names_coffer_sa_0005() {
     if !require_root(
@@ -620,54 +674,84 @@ fn pidfd_getfd_speaks_for_the_enclave_exactly_when_the_status_names_coffer_sa_00
     ) {
         return;
     }
-    use coffer_abi::codec::Codec;
-    use coffer_abi::{KeyName, Keyrequest, Report, Targetinfo};
-    use coffer_proto::enclave::{DaemonReply, EnclaveMessage, fds};
-    use std::os::fd::AsFd;
-
     let node = Node::start();
     let held = hold(&node);
-    let evidence = match root_attack::take_descriptor(held.pid, fds::DAEMON) {
+    let (open, evidence) = match steal_and_ask(&held) {
+        Ok(s) => {
+            assert_eq!(s.seal_key.len(), 16);
+            assert_eq!(s.report.body.reportdata, s.reportdata);
+            assert_eq!(s.report.body.mrenclave, held.enclave.mrenclave());
+            assert_eq!(s.report.body.mrsigner, held.enclave.mrsigner());
+            // The enclave itself is none the wiser.
+            assert_eq!(held.echo().as_deref(), Ok("ping"));
+            (
+                true,
+                format!(
+                    "took descriptor 3; EGETKEY returned a 16-byte seal key, EREPORT a REPORT with the enclave's MRENCLAVE {}… and the attacker's REPORTDATA",
+                    hex::encode(&s.report.body.mrenclave[..8])
+                ),
+            )
+        }
         Err(e) => {
             assert!(refused(&e), "not a refusal: {e}");
-            Err(format!("pidfd_getfd refused: {e}"))
-        }
-        Ok(sock) => {
-            let ask = |msg: &EnclaveMessage| -> DaemonReply {
-                coffer_proto::send(sock.as_fd(), msg, &[]).unwrap();
-                coffer_proto::recv::<DaemonReply>(sock.as_fd()).unwrap().0
-            };
-            let request = Keyrequest {
-                keyname: KeyName::SEAL_KEY,
-                keyid: [0x5a; 32],
-                ..Keyrequest::default()
-            };
-            let key = match ask(&EnclaveMessage::Egetkey {
-                keyrequest: request.to_bytes(),
-            }) {
-                DaemonReply::Key(k) => k,
-                other => panic!("EGETKEY on the stolen socket: {other:?}"),
-            };
-            assert_eq!(key.len(), 16);
-            let reportdata = [0xa7u8; 64];
-            let report = match ask(&EnclaveMessage::Ereport {
-                targetinfo: Targetinfo::default().to_bytes(),
-                reportdata: reportdata.to_vec(),
-            }) {
-                DaemonReply::Report(r) => Report::from_bytes(&r).unwrap(),
-                other => panic!("EREPORT on the stolen socket: {other:?}"),
-            };
-            assert_eq!(report.body.reportdata, reportdata);
-            assert_eq!(report.body.mrenclave, held.enclave.mrenclave());
-            Ok(format!(
-                "took descriptor 3; EGETKEY returned a 16-byte seal key, EREPORT a REPORT with MRENCLAVE {} and the attacker's REPORTDATA",
-                hex::encode(&report.body.mrenclave[..8])
-            ))
+            (false, format!("pidfd_getfd refused: {e}"))
         }
     };
-    let open = evidence.is_ok();
-    let evidence = evidence.unwrap_or_else(|e| e);
     assert_named_exactly_when_open(&node, "COFFER-SA-0005", open, &evidence);
+}
+
+/// As root: read the platform's root key file (and the two public state files beside it) and
+/// derive an enclave's seal key offline, as anyone can who reads the disk or boots another
+/// kernel. Where descriptor theft is open too, the derived key is checked against the daemon's
+/// own EGETKEY answer for the enclave, with the identity its REPORT gave: the file is the key.
+#[test]
+fn the_root_key_file_derives_enclave_keys_exactly_when_the_status_names_coffer_sa_0009() {
+    if !require_root(
+        "the_root_key_file_derives_enclave_keys_exactly_when_the_status_names_coffer_sa_0009",
+    ) {
+        return;
+    }
+    let node = Node::start();
+    let held = hold(&node);
+    let file = node.state.join("root.key");
+    let readable = std::fs::read(&file).is_ok_and(|k| k.len() == 16);
+    let evidence = if readable {
+        let root = platform_root_from_files(&node.state);
+        match steal_and_ask(&held) {
+            Ok(s) => {
+                let offline = root.egetkey(&s.report.body, &s.request).unwrap();
+                assert_eq!(
+                    &s.seal_key[..],
+                    &offline[..],
+                    "the key derived from {} is not the daemon's",
+                    file.display()
+                );
+                format!(
+                    "{} read; the seal key derived offline equals the daemon's EGETKEY answer for the enclave",
+                    file.display()
+                )
+            }
+            Err(e) => format!(
+                "{} read (no daemon answer to compare it with: pidfd_getfd refused: {e})",
+                file.display()
+            ),
+        }
+    } else {
+        format!("{} could not be read", file.display())
+    };
+    assert_named_exactly_when_open(&node, "COFFER-SA-0009", readable, &evidence);
+}
+
+/// The platform's root as root reads it from the daemon's state directory: `root.key` (16
+/// bytes), `owner-epoch` and `cpusvn` (32 hex digits each).
+fn platform_root_from_files(state: &std::path::Path) -> coffer_cpu::PlatformRoot {
+    let raw = |name: &str| std::fs::read(state.join(name)).unwrap();
+    let hex16 = |name: &str| -> [u8; 16] {
+        let text = String::from_utf8(raw(name)).unwrap();
+        hex::decode(text.trim()).unwrap().try_into().unwrap()
+    };
+    let root: [u8; 16] = raw("root.key").try_into().unwrap();
+    coffer_cpu::PlatformRoot::new(root, hex16("owner-epoch"), hex16("cpusvn"))
 }
 
 // ---------------------------------------------------------------------------------------------
