@@ -833,8 +833,9 @@ fn uprobe_via_tracefs(held: &Held, offset: u64) -> UprobeRun {
 cleanup() {{ echo 0 > instances/{group}/events/{group}/enable 2>/dev/null; rmdir instances/{group} 2>/dev/null; for e in $(seq 0 {last}); do echo '-:{group}/e'$e >> uprobe_events 2>/dev/null; done; true; }}
 trap cleanup EXIT
 {define}mkdir instances/{group}
+echo 16384 > instances/{group}/buffer_size_kb
 echo 1 > instances/{group}/events/{group}/enable
-sleep 1
+sleep 0.5
 echo 0 > instances/{group}/events/{group}/enable
 cat instances/{group}/trace",
         last = EVENTS - 1
