@@ -4,7 +4,22 @@
 //! enclave, changes its code or speaks for it, or the kernel refuses), and that
 //! `coffer platform status --json` names the channel's advisory exactly when it is open. On the
 //! development machine every attack works and every advisory is named; on a host built to the
-//! Coffer node profile (docs/node-profile.md) the same tests pass the other way.
+//! Coffer node profile (docs/node-profile.md) the same tests pass the other way for every channel
+//! the profile closes.
+//!
+//! | test | channel | advisory |
+//! |---|---|---|
+//! | `bpf_tracing_reads_the_probe_…` | bpftrace on `raw_syscalls:sys_enter`, `probe_read_user` of the secret mappings | COFFER-SA-0001 |
+//! | `a_uprobe_fetches_the_probe_…` | uprobes through tracefs and through bpftrace, reading above the worker's stack pointer | COFFER-SA-0002 |
+//! | `perf_user_stack_samples_copy_the_probe_…` | `perf record --call-graph dwarf -p PID`, then a scan of `perf.data` | COFFER-SA-0003 |
+//! | `a_brief_ptrace_attach_changes_code_unseen_…` | SEIZE, INTERRUPT, POKEDATA, DETACH in well under 1 ms; the daemon does not notice | COFFER-SA-0004 |
+//! | `pidfd_getfd_speaks_for_the_enclave_…` | the enclave's daemon socket taken; EGETKEY and EREPORT on it | COFFER-SA-0005 |
+//! | `a_forced_proc_mem_write_changes_code_…` | a write into the r-x image mapping through `/proc/PID/mem` | COFFER-SA-0006 |
+//! | `the_root_key_file_derives_enclave_keys_…` | `root.key` read; the enclave's seal key derived offline | COFFER-SA-0009 |
+//! | `the_status_gives_level_and_advisories_as_fields_…` | the JSON fields; lockdown (SA-0007) and the configuration-based channels against securityfs and the kernel configuration as the test reads them | all |
+//!
+//! The binaries: `coffer` built by `coffer_testkit::build_host_binary` into `target/enclave-tests`
+//! (as `system.rs` does), `hello-enclave` built and signed by `coffer build` there too.
 //!
 //! The setup: `coffer platform serve` (the real daemon binary) on a socket of its own; this
 //! test process is the host application: it creates a production `hello` enclave (signed with
@@ -318,7 +333,7 @@ fn require_tool(tool: &str) {
         .unwrap_or(false);
     assert!(
         found,
-        "{tool} is not installed: .ci/run installs it from the distribution's packages (apt-get install bpftrace linux-perf gdb)"
+        "{tool} is not installed: .ci/run installs it from the distribution's packages (apt-get install bpftrace linux-perf)"
     );
 }
 
