@@ -7,10 +7,10 @@
 //!
 //! | SGX property | mechanism | module |
 //! |---|---|---|
-//! | enclave memory unreadable, even by root or a debugger | heap and thread stacks in `memfd_secret(2)` memory | [`secret_mem`], [`secret_heap`], [`threads`] |
+//! | enclave memory unreadable through `/proc/PID/mem`, ptrace and `process_vm_readv`, root's included (root still reads it from the enclave's own context: BPF, uprobes, perf; `docs/advisories.md`) | heap and thread stacks in `memfd_secret(2)` memory | [`secret_mem`], [`secret_heap`], [`threads`] |
 //! | the code is exactly what was measured | the image runs from a sealed memfd, by descriptor | [`sealed_image`] |
 //! | the enclave makes no system calls of its own | a seccomp allowlist (default: kill), Landlock with no rights, `no_new_privs` | [`seccomp_policy`], [`landlock_policy`], [`mod@lockdown`] |
-//! | no one attaches to the enclave | its own unprivileged uid, non-dumpable, tracer detection | [`process`], [`tracer`] |
+//! | no one attaches to the enclave unnoticed | its own unprivileged uid, non-dumpable (no attach without CAP_SYS_PTRACE), tracer detection (a debugger that stays attached, not a sub-millisecond attach by root) | [`process`], [`tracer`] |
 //!
 //! ## The daemon's side
 //!

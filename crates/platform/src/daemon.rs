@@ -34,7 +34,7 @@ use crate::services::CpuServices;
 use crate::state::{open_state_dir, random_bytes};
 use crate::supervisor::{Supervised, supervise};
 use crate::table::{AdmitError, NewEntry, State, Table};
-use crate::tcb::{HostFacts, TcbStatus};
+use crate::tcb::HostFacts;
 use crate::vm_size::VmSize;
 use crate::wait::readable;
 
@@ -217,7 +217,7 @@ impl Platform {
             })
             .unwrap_or(false);
         let listener = bind_socket(&config.socket, config.socket_mode)?;
-        let tcb = TcbStatus::evaluate(&HostFacts::probe());
+        let tcb = HostFacts::probe().tcb_status();
         tracing::info!(
             vm_size = config.vm_size.name,
             epc_bytes = config.vm_size.epc_bytes,
@@ -429,13 +429,13 @@ fn serve_client(shared: &Arc<Shared>, sock: OwnedFd) {
 }
 
 fn status(shared: &Shared) -> PlatformStatus {
-    let tcb = TcbStatus::evaluate(&HostFacts::probe());
+    let tcb = HostFacts::probe().tcb_status();
     let t = shared.table();
     PlatformStatus {
         vm_size: shared.config.vm_size.name.to_owned(),
         epc_total: t.epc.total(),
         epc_used: t.epc.used(),
-        tcb_status: tcb.to_string(),
+        tcb,
         enclaves: t.enclaves.values().map(|e| e.status()).collect(),
     }
 }

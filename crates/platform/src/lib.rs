@@ -14,7 +14,7 @@
 //! | [`supervisor`] | one thread per enclave: CPU services, tracer poll, exit and loss |
 //! | [`services`] | EGETKEY / EREPORT with the identity the daemon holds |
 //! | [`state`] | the state directory: root key, owner epoch, CPUSVN |
-//! | [`tcb`] | the host's hardening as a TCB status |
+//! | [`tcb`] | the TCB status: what protects enclaves on this host, and each channel open to root, as an advisory |
 //! | [`vm_size`], [`allowlist`], [`lost`], [`tracer_watch`] | VM sizes, the signer allowlist, loss reasons, the tracer poll |
 //!
 //! It stays small in dependencies, in the spirit of Firecracker's jailer: std threads (one per
@@ -46,5 +46,5 @@ mod wait;
 pub use admit::LaunchPolicy;
 pub use allowlist::SignerAllowlist;
 pub use daemon::{Platform, PlatformConfig, ServeError, StopHandle};
-pub use tcb::{HostFacts, TcbLevel, TcbStatus};
+pub use tcb::{Advisory, HostFacts, TcbLevel, TcbStatus};
 pub use vm_size::{UnknownVmSize, VmSize};

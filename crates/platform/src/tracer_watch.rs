@@ -4,6 +4,11 @@
 //! A tracer attaches to one thread at a time, so every task is checked. The enclave checks
 //! itself too (before each ECALL); this poll catches a tracer on an idle enclave. The enclave is
 //! the daemon's unreaped child, so its pid cannot be reused while it is watched.
+//!
+//! What it catches: a debugger that stays attached (gdb, strace, an interactive session). What
+//! it does not: a CAP_SYS_PTRACE holder that attaches, writes and detaches between two polls
+//! (measured at 36–46 µs, unseen; COFFER-SA-0004, `examples/hello/host/tests/root_channels.rs`).
+//! Only Yama `ptrace_scope = 3` closes that, and the TCB status says whether it is.
 
 use std::io::Read;
 

@@ -66,8 +66,9 @@ pub struct PlatformStatus {
     pub vm_size: String,
     pub epc_total: u64,
     pub epc_used: u64,
-    /// How hardened the host is (the soft backend's TCB status).
-    pub tcb_status: String,
+    /// How hardened the host is: the soft backend's TCB level and one advisory for each
+    /// channel into enclaves open to root on this host.
+    pub tcb: crate::tcb::TcbStatus,
     pub enclaves: Vec<EnclaveStatus>,
 }
 

@@ -18,5 +18,6 @@
 pub mod client;
 pub mod enclave;
 mod frame;
+pub mod tcb;
 
 pub use frame::{FrameError, MAX_FDS, MAX_FRAME, connect, recv, send, seqpacket_pair};

@@ -9,6 +9,7 @@
 //! | [`root`] | the rule for root-only tests: skip with a reason when not root, never when `CI=true` |
 //! | [`scan`] | a root process's scan of another process's memory through `/proc/PID/mem` |
 //! | [`ptrace`] | a debugger attaching (`PTRACE_SEIZE`), and reaping the threads it traced |
+//! | [`root_attack`] | root's run-time channels: a brief ptrace attach that writes, a forced `/proc/PID/mem` write, `pidfd_getfd`, a process's mappings |
 //! | [`process`] | child processes with timeouts that are killed when a test fails |
 //! | [`elf`] | where an ELF file keeps its code, and minimal static ELF files the layout accepts |
 //! | [`rng`] | reproducible pseudo-random test data |
@@ -29,6 +30,8 @@ pub mod process;
 pub mod ptrace;
 pub mod rng;
 pub mod root;
+#[allow(unsafe_code)]
+pub mod root_attack;
 pub mod scan;
 pub mod vectors;
 

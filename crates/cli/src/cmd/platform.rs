@@ -6,8 +6,7 @@ use std::time::Duration;
 use coffer_platform::allowlist::AllowlistError;
 use coffer_platform::client::ClientError;
 use coffer_platform::{
-    HostFacts, LaunchPolicy, Platform, PlatformConfig, ServeError, SignerAllowlist, TcbStatus,
-    VmSize,
+    HostFacts, LaunchPolicy, Platform, PlatformConfig, ServeError, SignerAllowlist, VmSize,
 };
 use coffer_proto::client::{PlatformError, PlatformStatus, Request, Response};
 use serde_json::json;
@@ -115,12 +114,22 @@ fn serve(a: ServeArgs) -> Result<(), PlatformCmdError> {
     config.uid_base = a.uid_base;
     config.ready_timeout = Duration::from_secs(a.ready_timeout);
     let platform = Platform::bind(config)?;
-    let tcb = TcbStatus::evaluate(&HostFacts::probe());
+    let tcb = HostFacts::probe().tcb_status();
+    let ids: Vec<&str> = tcb.advisory_ids().collect();
     eprintln!(
-        "coffer platform: serving {} ({} MiB EPC) on {}; TCB status {tcb}",
+        "coffer platform: serving {} ({} MiB EPC) on {}; TCB status {}{}",
         a.vm_size.name,
         a.vm_size.epc_bytes >> 20,
-        a.socket.display()
+        a.socket.display(),
+        tcb.level,
+        if ids.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " with advisories {} (`coffer platform status` explains each; docs/advisories.md)",
+                ids.join(", ")
+            )
+        }
     );
     if !rustix::process::geteuid().is_root() {
         eprintln!(
@@ -169,7 +178,10 @@ fn status_json(s: &PlatformStatus) -> serde_json::Value {
         "epc_total": s.epc_total,
         "epc_used": s.epc_used,
         "epc_free": s.epc_total.saturating_sub(s.epc_used),
-        "tcb_status": s.tcb_status,
+        "tcb": {
+            "level": s.tcb.level.as_str(),
+            "advisories": s.tcb.advisories.iter().map(|a| json!({"id": a.id, "text": a.text})).collect::<Vec<_>>(),
+        },
         "enclaves": enclaves,
     })
 }
@@ -193,7 +205,10 @@ fn status_text(s: &PlatformStatus) -> String {
         s.epc_used,
         s.epc_total
     );
-    let _ = writeln!(out, "tcb_status  {}", s.tcb_status);
+    let _ = writeln!(out, "tcb_level   {}", s.tcb.level);
+    for a in &s.tcb.advisories {
+        let _ = writeln!(out, "  {} {}", a.id, a.text);
+    }
     let _ = writeln!(out, "enclaves    {}", s.enclaves.len());
     for e in &s.enclaves {
         let _ = writeln!(
@@ -218,6 +233,7 @@ fn status_text(s: &PlatformStatus) -> String {
 #[cfg(test)]
 mod tests {
     use coffer_proto::client::EnclaveStatus;
+    use coffer_proto::tcb::{Advisory, TcbLevel, TcbStatus};
 
     use super::*;
 
@@ -226,7 +242,13 @@ mod tests {
             vm_size: "Standard_DC1s_v2".into(),
             epc_total: 28 << 20,
             epc_used: 4 << 20,
-            tcb_status: "UpToDate".into(),
+            tcb: TcbStatus {
+                level: TcbLevel::SwHardeningNeeded,
+                advisories: vec![Advisory {
+                    id: "COFFER-SA-0004".into(),
+                    text: "CAP_SYS_PTRACE holders can attach".into(),
+                }],
+            },
             enclaves: vec![EnclaveStatus {
                 id: 3,
                 pid: 42,
@@ -247,7 +269,12 @@ mod tests {
         assert_eq!(v["vm_size"], "Standard_DC1s_v2");
         assert_eq!(v["epc_total"], 28 << 20);
         assert_eq!(v["epc_used"], 4 << 20);
-        assert_eq!(v["tcb_status"], "UpToDate");
+        assert_eq!(v["tcb"]["level"], "SWHardeningNeeded");
+        assert_eq!(v["tcb"]["advisories"][0]["id"], "COFFER-SA-0004");
+        assert_eq!(
+            v["tcb"]["advisories"][0]["text"],
+            "CAP_SYS_PTRACE holders can attach"
+        );
         let e = &v["enclaves"][0];
         for (k, want) in [
             ("id", json!(3)),
@@ -269,6 +296,10 @@ mod tests {
         assert!(t.contains("4.0 MiB used of 28.0 MiB"), "{t}");
         assert!(t.contains("enclave 3: lost, pid 42"), "{t}");
         assert!(t.contains("lost_reason crashed (signal 11)"), "{t}");
+        assert!(
+            t.contains("tcb_level   SWHardeningNeeded\n  COFFER-SA-0004 CAP_SYS_PTRACE"),
+            "{t}"
+        );
     }
 
     #[test]
