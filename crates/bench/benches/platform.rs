@@ -35,7 +35,7 @@ fn main() {
         return;
     }
     // Nothing below the build is timed until the baseline.
-    support::enclave_elf();
+    coffer_testkit::enclave::static_image("bench-enclave");
     let d = support::daemon();
     let platform = Platform::connect(&d.socket).expect("connecting to the daemon");
     support::print_machine("platform (issue 3)");

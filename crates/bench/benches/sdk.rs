@@ -49,7 +49,7 @@ fn main() {
     if support::serve_peer() || !support::can_run("coffer-bench sdk") {
         return;
     }
-    support::enclave_elf();
+    coffer_testkit::enclave::static_image("bench-enclave");
     let d = support::daemon();
     let platform = Platform::connect(&d.socket).expect("connecting to the daemon");
     let (path, _) = bundle(&d, "sdk", &config(16 << 20, 1, MAX_CALL_SIZE));

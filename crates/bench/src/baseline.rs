@@ -5,9 +5,6 @@
 //! A benchmark starts its peer by re-executing itself ([`spawn_peer`]) with the mode and the
 //! shared memfd's descriptor number in the environment; the peer's `main` first asks
 //! [`peer_request`] whether it is one, and serves the baselines with [`serve_baseline`].
-//!
-//! `coffer-channel`'s `roundtrip` bench includes this file (`#[path]`), so it uses nothing but
-//! `std`, `rustix` and `coffer-channel`.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::{Child, Command};

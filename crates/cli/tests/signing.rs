@@ -57,7 +57,7 @@ fn accepts_a_static_elf_and_inspects_the_bundle() {
     assert_eq!(v["isv_svn"], 1);
     assert_eq!(v["debug"], false);
     assert_eq!(v["heap_size"], 0x100000);
-    assert_eq!(v["stack_size"], 0x10000);
+    assert_eq!(v["stack_size"], 0x40000);
     assert_eq!(v["tcs_count"], 2);
     assert_eq!(v["signature_valid"], true);
     assert_eq!(v["measurement_valid"], true);

@@ -1,12 +1,8 @@
-//! An enclave with a typed interface (`examples/typed/interface.rs`), for the host's tests of
+//! An enclave with a typed interface (`examples/typed/interface`), for the host's tests of
 //! typed calls through the platform daemon (`crates/host/tests/typed.rs`).
 
-#[path = "typed/interface.rs"]
-#[allow(dead_code)] // The host's half of the interface (and v2) is for the host's tests.
-mod interface;
-
 use coffer_enclave::Ocalls;
-use interface::{
+use typed_interface::{
     CALC_HOST_INTERFACE, CALC_INTERFACE, Calc, CalcHostProxy, DivError, calc_dispatch,
 };
 

@@ -4,21 +4,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../enclave/examples/typed/interface.rs"]
-#[allow(dead_code)]
-mod interface;
-
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use coffer_host::interface::TransportError;
 use coffer_host::{Enclave, EnclaveOptions, HostError, Platform, PlatformError, SwitchlessConfig};
 use coffer_platform::LaunchPolicy;
-use coffer_sign::{Bundle, EnclaveConfig};
-use coffer_testkit::Daemon;
-use interface::{
+use coffer_sign::EnclaveConfig;
+use coffer_testkit::{Daemon, enclave};
+use typed_interface::{
     CALC_HOST_INTERFACE, CALC_INTERFACE, CalcHost, CalcProxy, DivError, calc_host_dispatch,
 };
 
@@ -80,35 +76,17 @@ impl CalcHost for Host {
 fn config(tcs_count: u32) -> EnclaveConfig {
     EnclaveConfig {
         isv_prod_id: 3,
-        isv_svn: 1,
         heap_size: 4 << 20,
-        stack_size: 256 << 10,
         tcs_count,
-        debug: false,
-        isv_family_id: None,
-        isv_ext_prod_id: None,
-        max_call_size: 65536,
+        ..enclave::config()
     }
 }
 
 /// The signed typed enclave with `tcs_count` threads, written into the daemon's directory.
 fn bundle(d: &Daemon, tcs_count: u32) -> PathBuf {
-    static ELF: OnceLock<Vec<u8>> = OnceLock::new();
-    let elf = ELF.get_or_init(|| {
-        let path = coffer_testkit::build_static_example("coffer-enclave", "typed-enclave");
-        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-    });
-    let date = coffer_abi::SigstructDate::from_ymd(2026, 1, 1).unwrap();
-    let b = Bundle::sign(
-        &coffer_testkit::vector_key(),
-        &config(tcs_count),
-        elf.clone(),
-        date,
-    )
-    .unwrap();
-    let path = d.dir.path().join(format!("typed-{tcs_count}.coffer"));
-    std::fs::write(&path, b.to_bytes()).unwrap();
-    path
+    let image = enclave::static_image("coffer-enclave/typed-enclave");
+    let b = enclave::sign(&coffer_testkit::vector_key(), &config(tcs_count), image);
+    enclave::write_bundle(d.dir.path(), &format!("typed-{tcs_count}.coffer"), &b)
 }
 
 fn daemon() -> Daemon {
@@ -180,7 +158,10 @@ fn rejects_an_enclave_of_another_interface_version_at_creation() {
     let path = bundle(&d, 2);
     let platform = Platform::connect(&d.socket).unwrap();
     let err = platform
-        .create_enclave_with(&path, EnclaveOptions::typed(&interface::v2::CALC_INTERFACE))
+        .create_enclave_with(
+            &path,
+            EnclaveOptions::typed(&typed_interface::v2::CALC_INTERFACE),
+        )
         .unwrap_err();
     let HostError::Refused(PlatformError::LaunchFailed(reason)) = &err else {
         panic!("expected LaunchFailed, got {err}");
@@ -188,7 +169,7 @@ fn rejects_an_enclave_of_another_interface_version_at_creation() {
     assert!(
         reason.ends_with(&format!(
             "interface mismatch: the host expects Calc {}, this enclave implements Calc {}",
-            interface::v2::CALC_INTERFACE.id_hex(),
+            typed_interface::v2::CALC_INTERFACE.id_hex(),
             CALC_INTERFACE.id_hex()
         )),
         "{reason}"

@@ -7,13 +7,13 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use coffer_host::interface::TransportError;
 use coffer_host::{Enclave, EnclaveOptions, HostError, Platform, PlatformError};
 use coffer_platform::{LaunchPolicy, SignerAllowlist};
 use coffer_sign::{Bundle, EnclaveConfig};
+use coffer_testkit::enclave;
 use common::*;
 use hello_common::{
     HELLO_HOST_INTERFACE, HELLO_INTERFACE, HelloHost, HelloProxy, hello_host_dispatch,
@@ -21,30 +21,20 @@ use hello_common::{
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The statically linked hello enclave ELF, built on first use.
-fn hello_elf() -> &'static [u8] {
-    static ELF: OnceLock<Vec<u8>> = OnceLock::new();
-    ELF.get_or_init(|| {
-        let path = coffer_testkit::build_static_enclave("hello-enclave");
-        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-    })
-}
-
 fn hello_config(file: &str) -> EnclaveConfig {
-    let path = coffer_testkit::workspace_dir()
-        .join("examples/hello")
-        .join(file);
-    let text = std::fs::read_to_string(path).unwrap();
-    EnclaveConfig::from_toml(&text).unwrap()
+    enclave::workspace_config(&format!("examples/hello/{file}"))
 }
 
 fn hello_bundle(config: &EnclaveConfig) -> Bundle {
-    let date = coffer_abi::SigstructDate::from_ymd(2026, 1, 1).unwrap();
-    Bundle::sign(&vector_key(), config, hello_elf().to_vec(), date).unwrap()
+    enclave::sign(
+        &vector_key(),
+        config,
+        enclave::static_image("hello-enclave"),
+    )
 }
 
 fn write_bundle(d: &Daemon, name: &str, b: &Bundle) -> PathBuf {
-    write(d.dir.path(), name, &b.to_bytes())
+    enclave::write_bundle(d.dir.path(), name, b)
 }
 
 fn refusal(r: Result<coffer_host::Enclave, HostError>) -> PlatformError {

@@ -1,6 +1,7 @@
-//! ELF files for tests: where a real one keeps its code, and a minimal static x86-64 builder: three PT_LOAD segments (headers
-//! R, code R|X at 0x1000, data R|W after it with an optional bss) and PT_GNU_STACK, entry at the
-//! first code byte. Nothing runs what the builder makes; it only has to be an ELF the layout accepts.
+//! ELF files for tests: where a real one keeps its code, and two minimal static x86-64 builders:
+//! [`static_elf`], three PT_LOAD segments (headers R, code R|X at 0x1000, data R|W after it with an
+//! optional bss) and PT_GNU_STACK, which only has to be an ELF the layout accepts; and
+//! [`runnable_elf`], one R|X segment that the platform's tests really run.
 
 pub const PT_LOAD: u32 = 1;
 pub const PT_DYNAMIC: u32 = 2;
@@ -19,6 +20,16 @@ pub struct Phdr {
     pub p_filesz: u64,
     pub p_memsz: u64,
 }
+
+/// A non-executable stack.
+const GNU_STACK: Phdr = Phdr {
+    p_type: PT_GNU_STACK,
+    p_flags: PF_R | PF_W,
+    p_offset: 0,
+    p_vaddr: 0,
+    p_filesz: 0,
+    p_memsz: 0,
+};
 
 fn page_up(v: u64) -> u64 {
     v.div_ceil(4096) * 4096
@@ -95,16 +106,28 @@ pub fn static_elf(code: &[u8], data: &[u8], bss: u64) -> Vec<u8> {
             p_filesz: data.len() as u64,
             p_memsz: data.len() as u64 + bss,
         },
-        Phdr {
-            p_type: PT_GNU_STACK,
-            p_flags: PF_R | PF_W,
-            p_offset: 0,
-            p_vaddr: 0,
-            p_filesz: 0,
-            p_memsz: 0,
-        },
+        GNU_STACK,
     ];
     write_elf(3, code_off, &phdrs, &[(code_off, code), (data_off, data)])
+}
+
+/// A static-pie ELF that runs: one R|X `PT_LOAD` segment holding the headers and `code`, entry at
+/// the first code byte. The platform's tests run such few-instruction programs as "enclaves".
+pub fn runnable_elf(code: &[u8]) -> Vec<u8> {
+    let headers = 64 + 56 * 2;
+    let len = headers + code.len() as u64;
+    let phdrs = [
+        Phdr {
+            p_type: PT_LOAD,
+            p_flags: PF_R | PF_X,
+            p_offset: 0,
+            p_vaddr: 0,
+            p_filesz: len,
+            p_memsz: len,
+        },
+        GNU_STACK,
+    ];
+    write_elf(3, headers, &phdrs, &[(headers, code)])
 }
 
 /// The file offset of a byte in the middle of the first executable `PT_LOAD` segment of the

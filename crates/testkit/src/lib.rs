@@ -11,6 +11,7 @@
 //! | [`ptrace`] | a debugger attaching (`PTRACE_SEIZE`), and reaping the threads it traced |
 //! | [`root_attack`] | root's run-time channels: a brief ptrace attach that writes, a forced `/proc/PID/mem` write, `pidfd_getfd`, a process's mappings |
 //! | [`process`] | child processes with timeouts that are killed when a test fails |
+//! | [`enclave`] | signed test enclaves: a configuration to vary, one signing date, static images read once, bundles written to disk (feature `sign`) |
 //! | [`elf`] | where an ELF file keeps its code, and minimal static ELF files the layout accepts |
 //! | [`rng`] | reproducible pseudo-random test data |
 //! | [`daemon`] | the platform daemon in-process on a temporary socket (feature `daemon`) |
@@ -25,6 +26,8 @@ pub mod build;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod elf;
+#[cfg(feature = "sign")]
+pub mod enclave;
 pub mod process;
 #[allow(unsafe_code)]
 pub mod ptrace;

@@ -4,13 +4,12 @@
 #![allow(dead_code)] // Each bench uses part of it.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use coffer_bench::{Stats, micros};
 use coffer_platform::LaunchPolicy;
-use coffer_sign::{Bundle, EnclaveConfig};
-use coffer_testkit::Daemon;
+use coffer_sign::EnclaveConfig;
+use coffer_testkit::{Daemon, enclave};
 
 /// The VM size the daemon runs as: 112 MiB of EPC, room for a 64 MiB enclave.
 pub const VM_SIZE: &str = "Standard_DC4s_v2";
@@ -40,48 +39,30 @@ pub fn daemon() -> Daemon {
     Daemon::start(VM_SIZE, LaunchPolicy::default(), Duration::from_secs(60))
 }
 
-/// `bench-enclave`, built statically (before anything is timed).
-pub fn enclave_elf() -> &'static [u8] {
-    static ELF: OnceLock<Vec<u8>> = OnceLock::new();
-    ELF.get_or_init(|| {
-        let path = coffer_testkit::build_static_enclave("bench-enclave");
-        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-    })
-}
-
 /// A production configuration of the bench enclave.
 pub fn config(heap_size: u64, tcs_count: u32, max_call_size: u64) -> EnclaveConfig {
     EnclaveConfig {
         isv_prod_id: 9,
-        isv_svn: 1,
         heap_size,
-        stack_size: 256 << 10,
         tcs_count,
-        debug: false,
-        isv_family_id: None,
-        isv_ext_prod_id: None,
         max_call_size,
+        ..enclave::config()
     }
 }
 
-/// The bench enclave signed with the vectors' key for `config`, written as `name` into the
-/// daemon's directory. Returns the path and the enclave's EPC size.
+/// The bench enclave (built statically before anything is timed) signed with the vectors' key for
+/// `config`, written as `name` into the daemon's directory. Returns the path and the enclave's EPC
+/// size.
 pub fn bundle(d: &Daemon, name: &str, config: &EnclaveConfig) -> (PathBuf, u64) {
-    let date = coffer_abi::SigstructDate::from_ymd(2026, 1, 1).expect("a date");
-    let b = Bundle::sign(
-        &coffer_testkit::vector_key(),
-        config,
-        enclave_elf().to_vec(),
-        date,
-    )
-    .unwrap_or_else(|e| panic!("signing the bench enclave: {e}"));
+    let image = enclave::static_image("bench-enclave");
+    let b = enclave::sign(&coffer_testkit::vector_key(), config, image);
     let epc = b
         .epc_size()
         .unwrap_or_else(|e| panic!("the bench enclave's EPC size: {e}"));
-    let path = d.dir.path().join(format!("{name}.coffer"));
-    std::fs::write(&path, b.to_bytes())
-        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    (path, epc)
+    (
+        enclave::write_bundle(d.dir.path(), &format!("{name}.coffer"), &b),
+        epc,
+    )
 }
 
 fn read_trimmed(path: impl AsRef<Path>) -> String {

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use coffer_sign::EnclaveConfig;
+
 /// The shared public test vectors (from the test kit: a clear failure when they are missing).
 #[allow(unused_imports)] // not every test binary reads a vector
 pub use coffer_testkit::vectors::vector;
@@ -82,14 +84,12 @@ pub fn json(o: &Output) -> serde_json::Value {
 /// A small enclave.toml in `dir`.
 pub fn write_config(dir: &Path, debug: bool) -> PathBuf {
     let p = dir.join(if debug { "debug.toml" } else { "enclave.toml" });
-    std::fs::write(
-        &p,
-        format!(
-            "isv_prod_id = 5\nisv_svn = 1\nheap_size = 0x100000\nstack_size = 0x10000\n\
-             tcs_count = 2\ndebug = {debug}\n"
-        ),
-    )
-    .unwrap();
+    let config = EnclaveConfig {
+        isv_prod_id: 5,
+        debug,
+        ..coffer_testkit::enclave::config()
+    };
+    std::fs::write(&p, config.to_canonical_toml()).unwrap();
     p
 }
 

@@ -11,53 +11,14 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use coffer_abi::SigstructDate;
 use coffer_platform::LaunchPolicy;
 use coffer_proto::client::{CreateOptions, PlatformError, PlatformStatus, Request, Response};
 use coffer_sign::{Bundle, EnclaveConfig, SigningKey};
 pub use coffer_testkit::{Daemon, MIB, vector_key};
 
-/// A static-pie ELF: one R|X load segment holding the headers and `code`, entry at `code`.
+/// A static-pie ELF that runs `code`.
 pub fn elf(code: &[u8]) -> Vec<u8> {
-    const HEADERS: usize = 64 + 2 * 56;
-    let mut f = vec![0u8; HEADERS];
-    f[..4].copy_from_slice(b"\x7fELF");
-    f[4] = 2; // ELFCLASS64
-    f[5] = 1; // little-endian
-    f[6] = 1; // EV_CURRENT
-    f[16..18].copy_from_slice(&3u16.to_le_bytes()); // ET_DYN
-    f[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
-    f[20..24].copy_from_slice(&1u32.to_le_bytes());
-    f[24..32].copy_from_slice(&(HEADERS as u64).to_le_bytes()); // e_entry
-    f[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
-    f[52..54].copy_from_slice(&64u16.to_le_bytes());
-    f[54..56].copy_from_slice(&56u16.to_le_bytes());
-    f[56..58].copy_from_slice(&2u16.to_le_bytes());
-    f[58..60].copy_from_slice(&64u16.to_le_bytes());
-    f.extend_from_slice(code);
-    let len = f.len() as u64;
-    // PT_LOAD, R|X, the whole file at address 0.
-    let load = [
-        &1u32.to_le_bytes()[..],
-        &5u32.to_le_bytes(),
-        &0u64.to_le_bytes(),
-        &0u64.to_le_bytes(),
-        &0u64.to_le_bytes(),
-        &len.to_le_bytes(),
-        &len.to_le_bytes(),
-        &4096u64.to_le_bytes(),
-    ]
-    .concat();
-    // PT_GNU_STACK, R|W.
-    let stack = [
-        &0x6474_e551u32.to_le_bytes()[..],
-        &6u32.to_le_bytes(),
-        &[0u8; 48],
-    ]
-    .concat();
-    f[64..120].copy_from_slice(&load);
-    f[120..176].copy_from_slice(&stack);
-    f
+    coffer_testkit::elf::runnable_elf(code)
 }
 
 /// Exits with status 3 at once.
@@ -159,17 +120,14 @@ pub fn config(heap_size: u64, debug: bool) -> EnclaveConfig {
         isv_svn: 2,
         heap_size,
         stack_size: 64 * 1024,
-        tcs_count: 2,
         debug,
-        isv_family_id: None,
-        isv_ext_prod_id: None,
         max_call_size: 8192,
+        ..coffer_testkit::enclave::config()
     }
 }
 
 pub fn bundle(key: &SigningKey, config: &EnclaveConfig, code: &[u8]) -> Bundle {
-    let date = SigstructDate::from_ymd(2026, 1, 1).unwrap();
-    Bundle::sign(key, config, elf(code), date).unwrap()
+    coffer_testkit::enclave::sign(key, config, elf(code))
 }
 
 /// Writes `bytes` to a file in `dir`.

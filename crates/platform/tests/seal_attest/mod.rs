@@ -11,7 +11,8 @@ use std::time::Duration;
 use coffer_abi::{Codec, ReportBody};
 use coffer_host::{EcallError, Enclave, Platform};
 use coffer_platform::LaunchPolicy;
-use coffer_sign::{Bundle, EnclaveConfig, SigningKey};
+use coffer_sign::{EnclaveConfig, SigningKey};
+use coffer_testkit::enclave;
 pub use coffer_testkit::{Daemon, vector_key};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,15 +39,6 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Room for a handful of 4–6 MiB enclaves at once.
 pub const VM_SIZE: &str = "Standard_DC4s_v2";
 
-/// The statically linked test enclave ELF, built on first use.
-pub fn elf() -> &'static [u8] {
-    static ELF: OnceLock<Vec<u8>> = OnceLock::new();
-    ELF.get_or_init(|| {
-        let path = coffer_testkit::build_static_example("coffer-enclave", "seal-attest-enclave");
-        std::fs::read(&path).expect("reading the seal-attest-enclave binary")
-    })
-}
-
 /// A daemon in this process, with room for a handful of these enclaves.
 pub fn daemon() -> Daemon {
     Daemon::start(VM_SIZE, LaunchPolicy::default(), TIMEOUT)
@@ -65,22 +57,14 @@ pub fn config(isv_prod_id: u16, isv_svn: u16, heap_mib: u64) -> EnclaveConfig {
         isv_prod_id,
         isv_svn,
         heap_size: heap_mib << 20,
-        stack_size: 256 << 10,
-        tcs_count: 2,
-        debug: false,
-        isv_family_id: None,
-        isv_ext_prod_id: None,
-        max_call_size: 64 << 10,
+        ..coffer_testkit::enclave::config()
     }
 }
 
 /// Signs the test enclave with `key` and `config` into `dir/name`.
 pub fn bundle(dir: &Path, name: &str, key: &SigningKey, config: &EnclaveConfig) -> PathBuf {
-    let date = coffer_abi::SigstructDate::from_ymd(2026, 1, 1).unwrap();
-    let b = Bundle::sign(key, config, elf().to_vec(), date).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, b.to_bytes()).unwrap();
-    path
+    let image = enclave::static_image("coffer-enclave/seal-attest-enclave");
+    enclave::write_bundle(dir, name, &enclave::sign(key, config, image))
 }
 
 /// Creates an enclave from `bundle`.

@@ -11,23 +11,19 @@ use std::time::Duration;
 use coffer_platform::LaunchPolicy;
 use coffer_sign::{Bundle, EnclaveConfig};
 use coffer_testkit::process::{Finished, run};
-use coffer_testkit::{Daemon, build_static_enclave, vector_key, workspace_dir};
+use coffer_testkit::{Daemon, enclave, vector_key};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn config(file: &str) -> EnclaveConfig {
-    let path = workspace_dir().join("examples/seal-upgrade").join(file);
-    EnclaveConfig::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap()
+    enclave::workspace_config(&format!("examples/seal-upgrade/{file}"))
 }
 
 /// Signs the statically built enclave with `config`, as `coffer build` would, into `dir/name`.
 fn sign(dir: &Path, name: &str, config: &EnclaveConfig) -> (PathBuf, Bundle) {
-    let elf = std::fs::read(build_static_enclave("seal-upgrade-enclave")).unwrap();
-    let date = coffer_abi::SigstructDate::from_ymd(2026, 1, 1).unwrap();
-    let bundle = Bundle::sign(&vector_key(), config, elf, date).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bundle.to_bytes()).unwrap();
-    (path, bundle)
+    let image = enclave::static_image("seal-upgrade-enclave");
+    let bundle = enclave::sign(&vector_key(), config, image);
+    (enclave::write_bundle(dir, name, &bundle), bundle)
 }
 
 /// Runs `seal-upgrade --socket … --bundle BUNDLE ARGS…`.

@@ -1,7 +1,7 @@
 //! Cross-process round trips: the futex and spin baselines and the channel's ECALL, measured one
 //! call at a time so the median and p99 are real latencies.
 //!
-//! `cargo bench -p coffer-channel --bench roundtrip` re-executes itself as the peer process, which
+//! `cargo bench -p coffer-bench --bench roundtrip` re-executes itself as the peer process, which
 //! maps the same memfd.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -9,11 +9,7 @@ use std::time::{Duration, Instant};
 
 use coffer_channel::{Channel, ChannelLayout, Status, WaitPolicy};
 
-// The futex and spin ping-pong baselines and the statistics, shared with coffer-bench's benches.
-#[path = "../../bench/src/baseline.rs"]
-#[allow(dead_code)]
-mod baseline;
-use baseline::{Stats, Wait, pingpong, spawn_peer};
+use coffer_bench::baseline::{self, Stats, Wait, pingpong, spawn_peer};
 
 const ITERS: usize = 50_000;
 const WARMUP: usize = 2_000;

@@ -1,6 +1,10 @@
-//! The interface of the `typed-enclave` example, shared with the host's tests
-//! (`crates/host/tests/typed.rs` includes this file): one trait for the ECALLs, one for the
-//! OCALLs, and a second version of the ECALL trait for the mismatch test.
+//! # typed-interface: what `coffer-enclave`'s `typed-enclave` example and the host's tests agree on
+//!
+//! One trait for the ECALLs, one for the OCALLs, and a second version of the ECALL trait for the
+//! mismatch test (`crates/host/tests/typed.rs`). Like every interface crate, it never depends on
+//! the enclave runtime: the host links it too.
+
+#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 
