@@ -25,8 +25,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::collateral::Collateral;
-use crate::tcb::TcbStatus;
+use coffer_dcap::{Collateral, TcbStatus};
+
+use crate::extension::SgxExtension;
 
 /// 2026-01-01T00:00:00Z: the default collateral is fresh then.
 pub const TEST_NOW: u64 = 1_767_225_600;
@@ -150,54 +151,16 @@ fn signing_key(kp: &KeyPair) -> SigningKey {
 
 /// The SGX extension's DER: PPID, TCB (16 components, PCESVN, CPUSVN), PCE-ID, FMSPC, SGX type.
 pub fn sgx_extension_der(p: &DeploymentParams) -> Vec<u8> {
-    let oid = |tail: &[u64]| {
-        let arcs: Vec<u64> = [1, 2, 840, 113_741, 1, 13, 1]
-            .iter()
-            .chain(tail)
-            .copied()
-            .collect();
-        yasna::models::ObjectIdentifier::from_slice(&arcs)
-    };
-    yasna::construct_der(|w| {
-        w.write_sequence(|w| {
-            w.next().write_sequence(|w| {
-                w.next().write_oid(&oid(&[1]));
-                w.next().write_bytes(&[0x5a; 16]);
-            });
-            w.next().write_sequence(|w| {
-                w.next().write_oid(&oid(&[2]));
-                w.next().write_sequence(|w| {
-                    for (i, svn) in (1u64..).zip(p.tcb_components) {
-                        w.next().write_sequence(|w| {
-                            w.next().write_oid(&oid(&[2, i]));
-                            w.next().write_u8(svn);
-                        });
-                    }
-                    w.next().write_sequence(|w| {
-                        w.next().write_oid(&oid(&[2, 17]));
-                        w.next().write_u16(p.pcesvn);
-                    });
-                    w.next().write_sequence(|w| {
-                        w.next().write_oid(&oid(&[2, 18]));
-                        w.next()
-                            .write_bytes(&p.cpusvn_override.unwrap_or(p.tcb_components));
-                    });
-                });
-            });
-            w.next().write_sequence(|w| {
-                w.next().write_oid(&oid(&[3]));
-                w.next().write_bytes(&p.pce_id);
-            });
-            w.next().write_sequence(|w| {
-                w.next().write_oid(&oid(&[4]));
-                w.next().write_bytes(&p.fmspc);
-            });
-            w.next().write_sequence(|w| {
-                w.next().write_oid(&oid(&[5]));
-                w.next().write_enum(0);
-            });
-        })
-    })
+    SgxExtension {
+        ppid: [0x5a; 16],
+        tcb_components: p.tcb_components,
+        pcesvn: p.pcesvn,
+        cpusvn: p.cpusvn_override.unwrap_or(p.tcb_components),
+        pce_id: p.pce_id,
+        fmspc: p.fmspc,
+        sgx_type: 0,
+    }
+    .to_der()
 }
 
 impl Deployment {
@@ -238,7 +201,7 @@ impl Deployment {
             leaf_params
                 .custom_extensions
                 .push(rcgen::CustomExtension::from_oid_content(
-                    &[1, 2, 840, 113_741, 1, 13, 1],
+                    crate::extension::SGX_EXTENSION_OID,
                     sgx_extension_der(&params),
                 ));
         }
@@ -285,50 +248,13 @@ impl Deployment {
 
     /// A quote under this deployment whose certification data is `chain_pem`.
     pub fn quote_with_chain(&self, q: &QuoteParams, chain_pem: Vec<u8>) -> Vec<u8> {
-        let attestation_key = SigningKey::from_slice(&[0x42; 32]).expect("a P-256 scalar");
-        let point = attestation_key.verifying_key().to_sec1_point(false);
-        let mut ak = [0u8; 64];
-        ak.copy_from_slice(&point.as_bytes()[1..]);
-        let auth: Vec<u8> = (0u8..32).collect();
-        let mut qe_report = ReportBody {
-            mrsigner: q.qe_mrsigner,
-            isvprodid: q.qe_isvprodid,
-            isvsvn: q.qe_isvsvn,
-            attributes: q.qe_attributes,
-            miscselect: Miscselect::from_bits_retain(q.qe_miscselect),
-            cpusvn: self.params.tcb_components,
-            ..ReportBody::default()
-        };
-        let mut h = Sha256::new();
-        h.update(ak);
-        h.update(&auth);
-        qe_report.reportdata[..32].copy_from_slice(&h.finalize());
-        let qe_sig: Signature = self.pck_key.sign(&qe_report.to_bytes());
-        let mut quote = Quote {
-            header: QuoteHeader {
-                version: q.version,
-                attestation_key_type: AttestationKeyType::ECDSA_256_P256,
-                tee_type: TeeType::SGX,
-                qe_svn: q.qe_isvsvn,
-                pce_svn: self.params.pcesvn,
-                qe_vendor_id: INTEL_QE_VENDOR_ID,
-                user_data: [0; 20],
-            },
-            report_body: q.report_body.clone(),
-            signature_data: QuoteSignatureData {
-                isv_enclave_report_signature: [0; 64],
-                ecdsa_attestation_key: ak,
-                qe_report_certification_data: QeReportCertificationData {
-                    qe_report,
-                    qe_report_signature: qe_sig.to_bytes().into(),
-                    qe_auth_data: QeAuthData::new(auth).expect("32 bytes of auth data"),
-                    certification_data: CertificationData::PckCertificateChain(chain_pem),
-                },
-            },
-        };
-        let sig: Signature = attestation_key.sign(&quote.signed_bytes());
-        quote.signature_data.isv_enclave_report_signature = sig.to_bytes().into();
-        quote.to_bytes()
+        quote_signed_by(
+            &self.pck_key,
+            chain_pem,
+            self.params.tcb_components,
+            self.params.pcesvn,
+            q,
+        )
     }
 
     fn crl(
@@ -450,6 +376,62 @@ impl Deployment {
             qe_identity,
         }
     }
+}
+
+/// A quote whose QE report is signed by `pck_key` (a provisioned node's `pck.key`, say) and
+/// whose certification data is `chain_pem`; the QE report's CPUSVN is `cpusvn`, the header's
+/// PCESVN `pcesvn`.
+pub fn quote_signed_by(
+    pck_key: &SigningKey,
+    chain_pem: Vec<u8>,
+    cpusvn: [u8; 16],
+    pcesvn: u16,
+    q: &QuoteParams,
+) -> Vec<u8> {
+    let attestation_key = SigningKey::from_slice(&[0x42; 32]).expect("a P-256 scalar");
+    let point = attestation_key.verifying_key().to_sec1_point(false);
+    let mut ak = [0u8; 64];
+    ak.copy_from_slice(&point.as_bytes()[1..]);
+    let auth: Vec<u8> = (0u8..32).collect();
+    let mut qe_report = ReportBody {
+        mrsigner: q.qe_mrsigner,
+        isvprodid: q.qe_isvprodid,
+        isvsvn: q.qe_isvsvn,
+        attributes: q.qe_attributes,
+        miscselect: Miscselect::from_bits_retain(q.qe_miscselect),
+        cpusvn,
+        ..ReportBody::default()
+    };
+    let mut h = Sha256::new();
+    h.update(ak);
+    h.update(&auth);
+    qe_report.reportdata[..32].copy_from_slice(&h.finalize());
+    let qe_sig: Signature = pck_key.sign(&qe_report.to_bytes());
+    let mut quote = Quote {
+        header: QuoteHeader {
+            version: q.version,
+            attestation_key_type: AttestationKeyType::ECDSA_256_P256,
+            tee_type: TeeType::SGX,
+            qe_svn: q.qe_isvsvn,
+            pce_svn: pcesvn,
+            qe_vendor_id: INTEL_QE_VENDOR_ID,
+            user_data: [0; 20],
+        },
+        report_body: q.report_body.clone(),
+        signature_data: QuoteSignatureData {
+            isv_enclave_report_signature: [0; 64],
+            ecdsa_attestation_key: ak,
+            qe_report_certification_data: QeReportCertificationData {
+                qe_report,
+                qe_report_signature: qe_sig.to_bytes().into(),
+                qe_auth_data: QeAuthData::new(auth).expect("32 bytes of auth data"),
+                certification_data: CertificationData::PckCertificateChain(chain_pem),
+            },
+        },
+    };
+    let sig: Signature = attestation_key.sign(&quote.signed_bytes());
+    quote.signature_data.isv_enclave_report_signature = sig.to_bytes().into();
+    quote.to_bytes()
 }
 
 /// The quote's enclave and quoting enclave.
