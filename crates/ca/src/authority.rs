@@ -133,6 +133,10 @@ pub struct QeIdentity {
     pub attributes_mask: [u8; 16],
     pub miscselect: u32,
     pub miscselect_mask: u32,
+    /// The quote header's QE vendor ID. Intel's: dcap-qvl 0.7 refuses every other
+    /// (`Unknown QE vendor ID`), and the QE Identity above identifies the quoting enclave.
+    #[serde(with = "hex::serde")]
+    pub qe_vendor_id: [u8; 16],
 }
 
 impl QeIdentity {
@@ -152,6 +156,7 @@ impl QeIdentity {
             attributes_mask,
             miscselect: 0,
             miscselect_mask: 0xffff_ffff,
+            qe_vendor_id: coffer_abi::quote::INTEL_QE_VENDOR_ID,
         }
     }
 }
