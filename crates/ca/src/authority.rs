@@ -74,6 +74,14 @@ pub enum CaError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{path} is not a PEM certificate: {source}")]
+    Pem {
+        path: PathBuf,
+        #[source]
+        source: pem::PemError,
+    },
+    #[error("{path} is not UTF-8 PEM text")]
+    NotText { path: PathBuf },
     #[error("the key in {path} is not a P-256 PKCS#8 key: {source}")]
     Key {
         path: PathBuf,
@@ -316,22 +324,17 @@ fn pem_cert(der: &[u8]) -> String {
 
 fn read_cert(path: &Path) -> Result<CertificateDer<'static>, CaError> {
     let bytes = files::read(path)?;
-    let p = pem::parse(&bytes).map_err(|e| {
-        CaError::File(FileError::Read {
-            path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        })
+    let p = pem::parse(&bytes).map_err(|source| CaError::Pem {
+        path: path.to_owned(),
+        source,
     })?;
     Ok(CertificateDer::from(p.into_contents()))
 }
 
 fn read_key(path: &Path) -> Result<KeyPair, CaError> {
     let text = Zeroizing::new(files::read(path)?);
-    let text = std::str::from_utf8(&text).map_err(|e| {
-        CaError::File(FileError::Read {
-            path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        })
+    let text = std::str::from_utf8(&text).map_err(|_| CaError::NotText {
+        path: path.to_owned(),
     })?;
     KeyPair::from_pem(text).map_err(|source| CaError::Key {
         path: path.to_owned(),

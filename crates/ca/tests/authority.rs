@@ -348,3 +348,23 @@ fn keys_are_private_and_nothing_is_overwritten() {
     assert!(matches!(e, CaError::NotACa { .. }), "{e}");
     assert!(e.to_string().contains("coffer ca init"), "{e}");
 }
+
+#[test]
+fn a_damaged_ca_directory_is_refused_with_the_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    Authority::init(&ca_dir, time(NOW)).unwrap();
+    for (file, bytes, want) in [
+        ("tcb_signing.key", &b"not a key"[..], "tcb_signing.key"),
+        ("root.pem", &b"\xff\xfe"[..], "root.pem"),
+        ("ca.json", &b"{\"format\":1"[..], "ca.json"),
+    ] {
+        let path = ca_dir.join(file);
+        let saved = std::fs::read(&path).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let e = Authority::open(&ca_dir).unwrap_err();
+        assert!(e.to_string().contains(want), "{file}: {e}");
+        std::fs::write(&path, saved).unwrap();
+    }
+    Authority::open(&ca_dir).unwrap();
+}
