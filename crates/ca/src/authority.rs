@@ -17,12 +17,11 @@ use std::time::SystemTime;
 
 use coffer_dcap::Collateral;
 use coffer_proto::tcb::{TcbLevel, TcbStatus};
-use p256::ecdsa::signature::Signer;
-use p256::ecdsa::{Signature, SigningKey};
+use p256::ecdsa::SigningKey;
 use p256::pkcs8::DecodePrivateKey;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
-    KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
@@ -32,6 +31,7 @@ use zeroize::Zeroizing;
 
 use crate::extension::SgxExtension;
 use crate::files::{self, FileError, PUBLIC, SECRET};
+use crate::formats::{self, QeIdentityInfo, QeLevelInfo, TcbInfo, TcbLevelInfo};
 use crate::tcb;
 
 /// The node's files written by [`Authority::provision`] into its state directory.
@@ -663,37 +663,22 @@ impl Authority {
         next_update: OffsetDateTime,
         revoked: &[RevokedRecord],
     ) -> Result<Vec<u8>, CaError> {
-        let revoked_certs = revoked
+        let revoked = revoked
             .iter()
             .map(|r| {
-                Ok(RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(&r.serial),
-                    revocation_time: from_unix(r.revoked)?,
-                    reason_code: Some(RevocationReason::KeyCompromise),
-                    invalidity_date: None,
+                Ok(formats::Revoked {
+                    serial: &r.serial,
+                    at: from_unix(r.revoked)?,
                 })
             })
             .collect::<Result<Vec<_>, CaError>>()?;
         let number = u64::try_from(this_update.unix_timestamp()).unwrap_or(0);
-        let crl = CertificateRevocationListParams {
-            this_update,
-            next_update,
-            crl_number: SerialNumber::from(number),
-            issuing_distribution_point: None,
-            revoked_certs,
-            key_identifier_method: KeyIdMethod::Sha256,
-        }
-        .signed_by(issuer)
-        .map_err(|source| CaError::Certificate {
-            what: "CRL",
-            source,
-        })?;
-        Ok(crl.der().to_vec())
-    }
-
-    fn sign(&self, text: &str) -> Vec<u8> {
-        let sig: Signature = self.tcb_signing_key.sign(text.as_bytes());
-        sig.to_bytes().to_vec()
+        formats::crl(issuer, this_update, next_update, number, &revoked).map_err(|source| {
+            CaError::Certificate {
+                what: "CRL",
+                source,
+            }
+        })
     }
 
     /// The TCB levels: one per combination of hardening facts this CA certified, plus the
@@ -744,72 +729,39 @@ impl Authority {
     ) -> Result<SignedCollateral, CaError> {
         let issue = unix(now)?;
         let next = issue + time::Duration::days(i64::from(valid_days));
-        let tcb_date = rfc3339(from_unix(self.config.created)?);
+        let tcb_date = from_unix(self.config.created)?;
         let eval = u32::try_from(issue.unix_timestamp() / 86_400).unwrap_or(0);
-        let tcb_info = TcbInfoJson {
-            id: "SGX",
+        let levels = self.tcb_levels()?;
+        let tcb_info = TcbInfo {
             version: 3,
-            issue_date: rfc3339(issue),
-            next_update: rfc3339(next),
-            fmspc: hex::encode_upper(self.config.fmspc),
-            pce_id: hex::encode_upper(self.config.pce_id),
-            tcb_type: 0,
+            issue_date: issue,
+            next_update: next,
+            fmspc: self.config.fmspc,
+            pce_id: self.config.pce_id,
             tcb_evaluation_data_number: eval,
-            tcb_levels: self
-                .tcb_levels()?
-                .into_iter()
-                .map(|l| TcbLevelJson {
-                    tcb: TcbJson {
-                        sgxtcbcomponents: l
-                            .components
-                            .iter()
-                            .map(|s| SvnJson { svn: *s })
-                            .collect(),
-                        pcesvn: l.pcesvn,
-                    },
-                    tcb_date: tcb_date.clone(),
-                    tcb_status: l.status.as_str(),
-                    advisory_ids: l.advisory_ids,
-                })
-                .collect(),
-        };
-        let qe = &self.config.qe;
-        let qe_identity = QeIdentityJson {
-            id: "QE",
-            version: 2,
-            issue_date: rfc3339(issue),
-            next_update: rfc3339(next),
+            tcb_date,
+            levels: &levels,
+        }
+        .to_json();
+        let qe_identity = QeIdentityInfo {
+            issue_date: issue,
+            next_update: next,
             tcb_evaluation_data_number: eval,
-            miscselect: hex::encode_upper(qe.miscselect.to_be_bytes()),
-            miscselect_mask: hex::encode_upper(qe.miscselect_mask.to_be_bytes()),
-            attributes: hex::encode_upper(qe.attributes),
-            attributes_mask: hex::encode_upper(qe.attributes_mask),
-            mrsigner: hex::encode_upper(qe.mrsigner),
-            isvprodid: qe.isvprodid,
-            tcb_levels: vec![QeTcbLevelJson {
-                tcb: QeTcbJson { isvsvn: qe.isvsvn },
-                tcb_date: tcb_date.clone(),
-                tcb_status: "UpToDate",
+            tcb_date,
+            identity: &self.config.qe,
+            levels: &[QeLevelInfo {
+                isvsvn: self.config.qe.isvsvn,
+                status: coffer_dcap::TcbStatus::UpToDate,
+                advisory_ids: Vec::new(),
             }],
-        };
-        let json_err = |source| CaError::Json {
-            path: self.dir.clone(),
-            source,
-        };
-        let tcb_info = serde_json::to_string(&tcb_info).map_err(json_err)?;
-        let qe_identity = serde_json::to_string(&qe_identity).map_err(json_err)?;
-        let tcb_info_signature = self.sign(&tcb_info);
-        let qe_identity_signature = self.sign(&qe_identity);
+        }
+        .to_json();
+        let tcb_info_signature = formats::sign(&self.tcb_signing_key, &tcb_info);
+        let qe_identity_signature = formats::sign(&self.tcb_signing_key, &qe_identity);
         let revoked: Vec<RevokedRecord> = self.records(REVOKED_DIR)?;
         let signer_chain = pem_cert(&self.tcb_signing) + &pem_cert(&self.root);
-        let tcb_info_body = format!(
-            r#"{{"tcbInfo":{tcb_info},"signature":"{}"}}"#,
-            hex::encode(&tcb_info_signature)
-        );
-        let qe_identity_body = format!(
-            r#"{{"enclaveIdentity":{qe_identity},"signature":"{}"}}"#,
-            hex::encode(&qe_identity_signature)
-        );
+        let tcb_info_body = formats::tcb_info_body(&tcb_info, &tcb_info_signature);
+        let qe_identity_body = formats::qe_identity_body(&qe_identity, &qe_identity_signature);
         Ok(SignedCollateral {
             collateral: Collateral {
                 pck_crl_issuer_chain: pem_cert(&self.pck_ca) + &pem_cert(&self.root),
@@ -869,79 +821,4 @@ fn status_rank(s: coffer_dcap::TcbStatus) -> u8 {
         OutOfDateConfigurationNeeded => 5,
         Revoked => 6,
     }
-}
-
-/// One TCB level of the collateral.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TcbLevelInfo {
-    pub components: [u8; 16],
-    pub pcesvn: u16,
-    pub status: coffer_dcap::TcbStatus,
-    pub advisory_ids: Vec<String>,
-}
-
-// Intel's TCB Info v3 and QE Identity v2, fields in Intel's order.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TcbInfoJson {
-    id: &'static str,
-    version: u32,
-    issue_date: String,
-    next_update: String,
-    fmspc: String,
-    pce_id: String,
-    tcb_type: u32,
-    tcb_evaluation_data_number: u32,
-    tcb_levels: Vec<TcbLevelJson>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TcbLevelJson {
-    tcb: TcbJson,
-    tcb_date: String,
-    tcb_status: &'static str,
-    #[serde(rename = "advisoryIDs", skip_serializing_if = "Vec::is_empty")]
-    advisory_ids: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct TcbJson {
-    sgxtcbcomponents: Vec<SvnJson>,
-    pcesvn: u16,
-}
-
-#[derive(Serialize)]
-struct SvnJson {
-    svn: u8,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct QeIdentityJson {
-    id: &'static str,
-    version: u32,
-    issue_date: String,
-    next_update: String,
-    tcb_evaluation_data_number: u32,
-    miscselect: String,
-    miscselect_mask: String,
-    attributes: String,
-    attributes_mask: String,
-    mrsigner: String,
-    isvprodid: u16,
-    tcb_levels: Vec<QeTcbLevelJson>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct QeTcbLevelJson {
-    tcb: QeTcbJson,
-    tcb_date: String,
-    tcb_status: &'static str,
-}
-
-#[derive(Serialize)]
-struct QeTcbJson {
-    isvsvn: u16,
 }

@@ -24,11 +24,13 @@
 mod authority;
 pub mod extension;
 pub mod files;
+pub mod formats;
 pub mod tcb;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
 pub use authority::{
     Authority, CaError, FMSPC, IssuedRecord, PCE_ID, PCK_CHAIN_FILE, PCK_KEY_FILE, Provisioned,
-    QE_IDENTITY_FILE, QeIdentity, SignedCollateral, TcbLevelInfo, parse_serial, rfc3339,
+    QE_IDENTITY_FILE, QeIdentity, SignedCollateral, parse_serial, rfc3339,
 };
+pub use formats::{QeLevelInfo, TcbLevelInfo};

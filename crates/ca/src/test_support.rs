@@ -17,17 +17,21 @@ use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::DecodePrivateKey;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
-    KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use coffer_dcap::{Collateral, TcbStatus};
 
+use crate::authority::QeIdentity;
 use crate::extension::SgxExtension;
+use crate::formats;
+
+/// Every test level's tcbDate: 2025-11-12T00:00:00Z.
+const TCB_DATE: u64 = 1_762_905_600;
 
 /// 2026-01-01T00:00:00Z: the default collateral is fresh then.
 pub const TEST_NOW: u64 = 1_767_225_600;
@@ -42,18 +46,6 @@ pub const QE_MRSIGNER: [u8; 32] = [
 pub fn at(secs: u64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(i64::try_from(secs).expect("a time in range"))
         .expect("a time in range")
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 /// The certificates of a deployment.
@@ -237,8 +229,7 @@ impl Deployment {
 
     /// Signs `text` as the TCB signer does the TCB Info and QE Identity: raw r ‖ s.
     pub fn sign_collateral(&self, text: &str) -> Vec<u8> {
-        let sig: Signature = self.tcb_signer_key.sign(text.as_bytes());
-        sig.to_bytes().to_vec()
+        formats::sign(&self.tcb_signer_key, text)
     }
 
     /// A quote under this deployment.
@@ -263,88 +254,45 @@ impl Deployment {
         c: &CollateralParams,
         revoked: &[&[u8]],
     ) -> Vec<u8> {
-        CertificateRevocationListParams {
-            this_update: c.crl_this_update,
-            next_update: c.crl_next_update,
-            crl_number: SerialNumber::from(1u64),
-            issuing_distribution_point: None,
-            revoked_certs: revoked
-                .iter()
-                .map(|s| RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(s),
-                    revocation_time: c.crl_this_update,
-                    reason_code: Some(RevocationReason::KeyCompromise),
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: KeyIdMethod::Sha256,
-        }
-        .signed_by(issuer)
-        .expect("CRL")
-        .der()
-        .to_vec()
+        let revoked: Vec<formats::Revoked<'_>> = revoked
+            .iter()
+            .map(|serial| formats::Revoked {
+                serial,
+                at: c.crl_this_update,
+            })
+            .collect();
+        formats::crl(issuer, c.crl_this_update, c.crl_next_update, 1, &revoked).expect("CRL")
     }
 
     /// The TCB Info JSON text for `c`.
     pub fn tcb_info_json(&self, c: &CollateralParams) -> String {
-        let levels: Vec<serde_json::Value> = c
-            .tcb_levels
-            .iter()
-            .map(|l| {
-                json!({
-                    "tcb": {
-                        "sgxtcbcomponents": l.components.iter().map(|s| json!({"svn": s})).collect::<Vec<_>>(),
-                        "pcesvn": l.pcesvn,
-                    },
-                    "tcbDate": "2025-11-12T00:00:00Z",
-                    "tcbStatus": l.status.as_str(),
-                    "advisoryIDs": l.advisory_ids,
-                })
-            })
-            .collect();
-        json!({
-            "id": "SGX",
-            "version": c.tcb_info_version,
-            "issueDate": rfc3339(c.issue_date),
-            "nextUpdate": rfc3339(c.next_update),
-            "fmspc": hex::encode_upper(c.fmspc.unwrap_or(self.params.fmspc)),
-            "pceId": hex::encode_upper(c.pce_id.unwrap_or(self.params.pce_id)),
-            "tcbType": 0,
-            "tcbEvaluationDataNumber": 19,
-            "tcbLevels": levels,
-        })
-        .to_string()
+        formats::TcbInfo {
+            version: c.tcb_info_version,
+            issue_date: c.issue_date,
+            next_update: c.next_update,
+            fmspc: c.fmspc.unwrap_or(self.params.fmspc),
+            pce_id: c.pce_id.unwrap_or(self.params.pce_id),
+            tcb_evaluation_data_number: 19,
+            tcb_date: at(TCB_DATE),
+            levels: &c.tcb_levels,
+        }
+        .to_json()
     }
 
     /// The QE Identity JSON text for `c`.
     pub fn qe_identity_json(&self, c: &CollateralParams) -> String {
-        let levels: Vec<serde_json::Value> = c
-            .qe_levels
-            .iter()
-            .map(|l| {
-                json!({
-                    "tcb": {"isvsvn": l.isvsvn},
-                    "tcbDate": "2025-11-12T00:00:00Z",
-                    "tcbStatus": l.status.as_str(),
-                    "advisoryIDs": l.advisory_ids,
-                })
-            })
-            .collect();
-        json!({
-            "id": "QE",
-            "version": 2,
-            "issueDate": rfc3339(c.issue_date),
-            "nextUpdate": rfc3339(c.next_update),
-            "tcbEvaluationDataNumber": 19,
-            "miscselect": "00000000",
-            "miscselectMask": "FFFFFFFF",
-            "attributes": "11000000000000000000000000000000",
-            "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
-            "mrsigner": hex::encode_upper(c.qe_mrsigner),
-            "isvprodid": c.qe_isvprodid,
-            "tcbLevels": levels,
-        })
-        .to_string()
+        let mut identity = QeIdentity::coffer();
+        identity.mrsigner = c.qe_mrsigner;
+        identity.isvprodid = c.qe_isvprodid;
+        formats::QeIdentityInfo {
+            issue_date: c.issue_date,
+            next_update: c.next_update,
+            tcb_evaluation_data_number: 19,
+            tcb_date: at(TCB_DATE),
+            identity: &identity,
+            levels: &c.qe_levels,
+        }
+        .to_json()
     }
 
     /// Collateral for this deployment, signed by its TCB signer and CAs.
@@ -474,21 +422,10 @@ impl Default for QuoteParams {
 }
 
 /// One TCB Info level.
-#[derive(Debug, Clone)]
-pub struct TcbLevelParams {
-    pub components: [u8; 16],
-    pub pcesvn: u16,
-    pub status: TcbStatus,
-    pub advisory_ids: Vec<String>,
-}
+pub type TcbLevelParams = formats::TcbLevelInfo;
 
 /// One QE Identity level.
-#[derive(Debug, Clone)]
-pub struct QeLevelParams {
-    pub isvsvn: u16,
-    pub status: TcbStatus,
-    pub advisory_ids: Vec<String>,
-}
+pub type QeLevelParams = formats::QeLevelInfo;
 
 /// What the collateral says.
 #[derive(Debug, Clone)]

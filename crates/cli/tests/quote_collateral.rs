@@ -1,5 +1,5 @@
 //! `coffer quote verify --collateral`: a test deployment's quote, root and collateral files
-//! (coffer-dcap's test-support builders), and what the command prints or refuses.
+//! (coffer-ca's test-support builders), and what the command prints or refuses.
 
 #![allow(clippy::unwrap_used)]
 
