@@ -362,7 +362,7 @@ pub fn quote_signed_by(
             tee_type: TeeType::SGX,
             qe_svn: q.qe_isvsvn,
             pce_svn: pcesvn,
-            qe_vendor_id: INTEL_QE_VENDOR_ID,
+            qe_vendor_id: q.qe_vendor_id,
             user_data: [0; 20],
         },
         report_body: q.report_body.clone(),
@@ -392,6 +392,8 @@ pub struct QuoteParams {
     pub qe_isvsvn: u16,
     pub qe_attributes: Attributes,
     pub qe_miscselect: u32,
+    /// The header's QE vendor ID (Intel's by default).
+    pub qe_vendor_id: [u8; 16],
 }
 
 impl Default for QuoteParams {
@@ -417,6 +419,7 @@ impl Default for QuoteParams {
                 xfrm: 0xe7,
             },
             qe_miscselect: 0,
+            qe_vendor_id: INTEL_QE_VENDOR_ID,
         }
     }
 }

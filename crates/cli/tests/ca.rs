@@ -73,6 +73,7 @@ fn node_quote(state: &Path, cpusvn: [u8; 16]) -> Vec<u8> {
             xfrm: 0xe7,
         },
         qe_miscselect: qe.miscselect,
+        qe_vendor_id: qe.qe_vendor_id,
         ..QuoteParams::default()
     };
     quote_signed_by(&key, chain, cpusvn, coffer_ca::tcb::PCESVN, &q)
