@@ -369,3 +369,38 @@ fn a_damaged_ca_directory_is_refused_with_the_file_named() {
     }
     Authority::open(&ca_dir).unwrap();
 }
+
+#[test]
+fn concurrent_provisionings_of_one_node_leave_one_key_and_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::init(&dir.path().join("ca"), time(NOW)).unwrap();
+    let state = dir.path().join("node");
+    let status = evaluate(&hardened());
+    let results: Vec<Result<_, CaError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| ca.provision(&state, &status, time(NOW))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "exactly one provisioning wins");
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        let text = e.to_string();
+        assert!(
+            text.contains("already provisioned") || text.contains("never overwrites"),
+            "{text}"
+        );
+    }
+    // The key on disk is the key the chain on disk certifies.
+    let key_pem = std::fs::read_to_string(state.join("pck.key")).unwrap();
+    let key = SigningKey::from_pkcs8_der(pem::parse(&key_pem).unwrap().contents()).unwrap();
+    let chain = std::fs::read(state.join("pck_chain.pem")).unwrap();
+    let leaf = pem::parse_many(&chain).unwrap().remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.contents()).unwrap();
+    assert_eq!(
+        cert.public_key().subject_public_key.data.as_ref(),
+        key.verifying_key().to_sec1_point(false).as_bytes()
+    );
+    assert_eq!(leaf.contents(), won[0].pck_leaf.as_ref());
+    assert_eq!(ca.issued().unwrap().len(), 1);
+}
