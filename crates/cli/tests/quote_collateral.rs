@@ -1,5 +1,5 @@
 //! `coffer quote verify --collateral`: a test deployment's quote, root and collateral files
-//! (coffer-dcap's test-support builders), and what the command prints or refuses.
+//! (coffer-ca's test-support builders), and what the command prints or refuses.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,10 +7,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use coffer_dcap::Collateral;
-use coffer_dcap::test_support::{
+use coffer_ca::test_support::{
     CollateralParams, Deployment, DeploymentParams, QuoteParams, TEST_NOW,
 };
+use coffer_dcap::Collateral;
 use common::*;
 
 const AT: &str = "2026-01-01T00:00:00Z";

@@ -40,8 +40,6 @@ mod error;
 mod pck;
 mod root;
 mod tcb;
-#[cfg(feature = "test-support")]
-pub mod test_support;
 mod verify;
 
 pub use chain::{MAX_CHAIN_CERTIFICATES, pem_chain_to_der};

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use coffer_abi::quote::QuoteVersion;
 use coffer_abi::{AttributesFlags, Codec};
-use coffer_dcap::test_support::{
+use coffer_ca::test_support::{
     CollateralParams, Deployment, DeploymentParams, QuoteParams, TEST_NOW, TcbLevelParams, at,
 };
 use coffer_dcap::{

@@ -20,6 +20,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Show the node's VM size, EPC use, TCB status and enclaves.
     Status(StatusArgs),
+    /// Certify this node with a deployment CA: a PCK key and certificate whose TCB is the
+    /// node's hardening, written into the daemon's state directory.
+    Provision(super::provision::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +77,8 @@ pub enum PlatformCmdError {
     Client(#[from] ClientError),
     #[error("the platform daemon refused: {0}")]
     Refused(PlatformError),
+    #[error(transparent)]
+    Provision(coffer_ca::CaError),
     #[error("the platform daemon answered out of turn: {0}")]
     Protocol(String),
 }
@@ -96,6 +101,7 @@ pub fn run(c: Command) -> Result<(), PlatformCmdError> {
     match c {
         Command::Serve(a) => serve(a),
         Command::Status(a) => status(a),
+        Command::Provision(a) => super::provision::run(a).map_err(PlatformCmdError::Provision),
     }
 }
 

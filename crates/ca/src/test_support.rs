@@ -17,16 +17,21 @@ use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::DecodePrivateKey;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
-    KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::collateral::Collateral;
-use crate::tcb::TcbStatus;
+use coffer_dcap::{Collateral, TcbStatus};
+
+use crate::authority::QeIdentity;
+use crate::extension::SgxExtension;
+use crate::formats;
+
+/// Every test level's tcbDate: 2025-11-12T00:00:00Z.
+const TCB_DATE: u64 = 1_762_905_600;
 
 /// 2026-01-01T00:00:00Z: the default collateral is fresh then.
 pub const TEST_NOW: u64 = 1_767_225_600;
@@ -41,18 +46,6 @@ pub const QE_MRSIGNER: [u8; 32] = [
 pub fn at(secs: u64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(i64::try_from(secs).expect("a time in range"))
         .expect("a time in range")
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 /// The certificates of a deployment.
@@ -150,54 +143,16 @@ fn signing_key(kp: &KeyPair) -> SigningKey {
 
 /// The SGX extension's DER: PPID, TCB (16 components, PCESVN, CPUSVN), PCE-ID, FMSPC, SGX type.
 pub fn sgx_extension_der(p: &DeploymentParams) -> Vec<u8> {
-    let oid = |tail: &[u64]| {
-        let arcs: Vec<u64> = [1, 2, 840, 113_741, 1, 13, 1]
-            .iter()
-            .chain(tail)
-            .copied()
-            .collect();
-        yasna::models::ObjectIdentifier::from_slice(&arcs)
-    };
-    yasna::construct_der(|w| {
-        w.write_sequence(|w| {
-            w.next().write_sequence(|w| {
-                w.next().write_oid(&oid(&[1]));
-                w.next().write_bytes(&[0x5a; 16]);
-            });
-            w.next().write_sequence(|w| {
-                w.next().write_oid(&oid(&[2]));
-                w.next().write_sequence(|w| {
-                    for (i, svn) in (1u64..).zip(p.tcb_components) {
-                        w.next().write_sequence(|w| {
-                            w.next().write_oid(&oid(&[2, i]));
-                            w.next().write_u8(svn);
-                        });
-                    }
-                    w.next().write_sequence(|w| {
-                        w.next().write_oid(&oid(&[2, 17]));
-                        w.next().write_u16(p.pcesvn);
-                    });
-                    w.next().write_sequence(|w| {
-                        w.next().write_oid(&oid(&[2, 18]));
-                        w.next()
-                            .write_bytes(&p.cpusvn_override.unwrap_or(p.tcb_components));
-                    });
-                });
-            });
-            w.next().write_sequence(|w| {
-                w.next().write_oid(&oid(&[3]));
-                w.next().write_bytes(&p.pce_id);
-            });
-            w.next().write_sequence(|w| {
-                w.next().write_oid(&oid(&[4]));
-                w.next().write_bytes(&p.fmspc);
-            });
-            w.next().write_sequence(|w| {
-                w.next().write_oid(&oid(&[5]));
-                w.next().write_enum(0);
-            });
-        })
-    })
+    SgxExtension {
+        ppid: [0x5a; 16],
+        tcb_components: p.tcb_components,
+        pcesvn: p.pcesvn,
+        cpusvn: p.cpusvn_override.unwrap_or(p.tcb_components),
+        pce_id: p.pce_id,
+        fmspc: p.fmspc,
+        sgx_type: 0,
+    }
+    .to_der()
 }
 
 impl Deployment {
@@ -238,7 +193,7 @@ impl Deployment {
             leaf_params
                 .custom_extensions
                 .push(rcgen::CustomExtension::from_oid_content(
-                    &[1, 2, 840, 113_741, 1, 13, 1],
+                    crate::extension::SGX_EXTENSION_OID,
                     sgx_extension_der(&params),
                 ));
         }
@@ -274,8 +229,7 @@ impl Deployment {
 
     /// Signs `text` as the TCB signer does the TCB Info and QE Identity: raw r ‖ s.
     pub fn sign_collateral(&self, text: &str) -> Vec<u8> {
-        let sig: Signature = self.tcb_signer_key.sign(text.as_bytes());
-        sig.to_bytes().to_vec()
+        formats::sign(&self.tcb_signer_key, text)
     }
 
     /// A quote under this deployment.
@@ -285,50 +239,13 @@ impl Deployment {
 
     /// A quote under this deployment whose certification data is `chain_pem`.
     pub fn quote_with_chain(&self, q: &QuoteParams, chain_pem: Vec<u8>) -> Vec<u8> {
-        let attestation_key = SigningKey::from_slice(&[0x42; 32]).expect("a P-256 scalar");
-        let point = attestation_key.verifying_key().to_sec1_point(false);
-        let mut ak = [0u8; 64];
-        ak.copy_from_slice(&point.as_bytes()[1..]);
-        let auth: Vec<u8> = (0u8..32).collect();
-        let mut qe_report = ReportBody {
-            mrsigner: q.qe_mrsigner,
-            isvprodid: q.qe_isvprodid,
-            isvsvn: q.qe_isvsvn,
-            attributes: q.qe_attributes,
-            miscselect: Miscselect::from_bits_retain(q.qe_miscselect),
-            cpusvn: self.params.tcb_components,
-            ..ReportBody::default()
-        };
-        let mut h = Sha256::new();
-        h.update(ak);
-        h.update(&auth);
-        qe_report.reportdata[..32].copy_from_slice(&h.finalize());
-        let qe_sig: Signature = self.pck_key.sign(&qe_report.to_bytes());
-        let mut quote = Quote {
-            header: QuoteHeader {
-                version: q.version,
-                attestation_key_type: AttestationKeyType::ECDSA_256_P256,
-                tee_type: TeeType::SGX,
-                qe_svn: q.qe_isvsvn,
-                pce_svn: self.params.pcesvn,
-                qe_vendor_id: INTEL_QE_VENDOR_ID,
-                user_data: [0; 20],
-            },
-            report_body: q.report_body.clone(),
-            signature_data: QuoteSignatureData {
-                isv_enclave_report_signature: [0; 64],
-                ecdsa_attestation_key: ak,
-                qe_report_certification_data: QeReportCertificationData {
-                    qe_report,
-                    qe_report_signature: qe_sig.to_bytes().into(),
-                    qe_auth_data: QeAuthData::new(auth).expect("32 bytes of auth data"),
-                    certification_data: CertificationData::PckCertificateChain(chain_pem),
-                },
-            },
-        };
-        let sig: Signature = attestation_key.sign(&quote.signed_bytes());
-        quote.signature_data.isv_enclave_report_signature = sig.to_bytes().into();
-        quote.to_bytes()
+        quote_signed_by(
+            &self.pck_key,
+            chain_pem,
+            self.params.tcb_components,
+            self.params.pcesvn,
+            q,
+        )
     }
 
     fn crl(
@@ -337,88 +254,45 @@ impl Deployment {
         c: &CollateralParams,
         revoked: &[&[u8]],
     ) -> Vec<u8> {
-        CertificateRevocationListParams {
-            this_update: c.crl_this_update,
-            next_update: c.crl_next_update,
-            crl_number: SerialNumber::from(1u64),
-            issuing_distribution_point: None,
-            revoked_certs: revoked
-                .iter()
-                .map(|s| RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(s),
-                    revocation_time: c.crl_this_update,
-                    reason_code: Some(RevocationReason::KeyCompromise),
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: KeyIdMethod::Sha256,
-        }
-        .signed_by(issuer)
-        .expect("CRL")
-        .der()
-        .to_vec()
+        let revoked: Vec<formats::Revoked<'_>> = revoked
+            .iter()
+            .map(|serial| formats::Revoked {
+                serial,
+                at: c.crl_this_update,
+            })
+            .collect();
+        formats::crl(issuer, c.crl_this_update, c.crl_next_update, 1, &revoked).expect("CRL")
     }
 
     /// The TCB Info JSON text for `c`.
     pub fn tcb_info_json(&self, c: &CollateralParams) -> String {
-        let levels: Vec<serde_json::Value> = c
-            .tcb_levels
-            .iter()
-            .map(|l| {
-                json!({
-                    "tcb": {
-                        "sgxtcbcomponents": l.components.iter().map(|s| json!({"svn": s})).collect::<Vec<_>>(),
-                        "pcesvn": l.pcesvn,
-                    },
-                    "tcbDate": "2025-11-12T00:00:00Z",
-                    "tcbStatus": l.status.as_str(),
-                    "advisoryIDs": l.advisory_ids,
-                })
-            })
-            .collect();
-        json!({
-            "id": "SGX",
-            "version": c.tcb_info_version,
-            "issueDate": rfc3339(c.issue_date),
-            "nextUpdate": rfc3339(c.next_update),
-            "fmspc": hex::encode_upper(c.fmspc.unwrap_or(self.params.fmspc)),
-            "pceId": hex::encode_upper(c.pce_id.unwrap_or(self.params.pce_id)),
-            "tcbType": 0,
-            "tcbEvaluationDataNumber": 19,
-            "tcbLevels": levels,
-        })
-        .to_string()
+        formats::TcbInfo {
+            version: c.tcb_info_version,
+            issue_date: c.issue_date,
+            next_update: c.next_update,
+            fmspc: c.fmspc.unwrap_or(self.params.fmspc),
+            pce_id: c.pce_id.unwrap_or(self.params.pce_id),
+            tcb_evaluation_data_number: 19,
+            tcb_date: at(TCB_DATE),
+            levels: &c.tcb_levels,
+        }
+        .to_json()
     }
 
     /// The QE Identity JSON text for `c`.
     pub fn qe_identity_json(&self, c: &CollateralParams) -> String {
-        let levels: Vec<serde_json::Value> = c
-            .qe_levels
-            .iter()
-            .map(|l| {
-                json!({
-                    "tcb": {"isvsvn": l.isvsvn},
-                    "tcbDate": "2025-11-12T00:00:00Z",
-                    "tcbStatus": l.status.as_str(),
-                    "advisoryIDs": l.advisory_ids,
-                })
-            })
-            .collect();
-        json!({
-            "id": "QE",
-            "version": 2,
-            "issueDate": rfc3339(c.issue_date),
-            "nextUpdate": rfc3339(c.next_update),
-            "tcbEvaluationDataNumber": 19,
-            "miscselect": "00000000",
-            "miscselectMask": "FFFFFFFF",
-            "attributes": "11000000000000000000000000000000",
-            "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
-            "mrsigner": hex::encode_upper(c.qe_mrsigner),
-            "isvprodid": c.qe_isvprodid,
-            "tcbLevels": levels,
-        })
-        .to_string()
+        let mut identity = QeIdentity::coffer();
+        identity.mrsigner = c.qe_mrsigner;
+        identity.isvprodid = c.qe_isvprodid;
+        formats::QeIdentityInfo {
+            issue_date: c.issue_date,
+            next_update: c.next_update,
+            tcb_evaluation_data_number: 19,
+            tcb_date: at(TCB_DATE),
+            identity: &identity,
+            levels: &c.qe_levels,
+        }
+        .to_json()
     }
 
     /// Collateral for this deployment, signed by its TCB signer and CAs.
@@ -452,6 +326,62 @@ impl Deployment {
     }
 }
 
+/// A quote whose QE report is signed by `pck_key` (a provisioned node's `pck.key`, say) and
+/// whose certification data is `chain_pem`; the QE report's CPUSVN is `cpusvn`, the header's
+/// PCESVN `pcesvn`.
+pub fn quote_signed_by(
+    pck_key: &SigningKey,
+    chain_pem: Vec<u8>,
+    cpusvn: [u8; 16],
+    pcesvn: u16,
+    q: &QuoteParams,
+) -> Vec<u8> {
+    let attestation_key = SigningKey::from_slice(&[0x42; 32]).expect("a P-256 scalar");
+    let point = attestation_key.verifying_key().to_sec1_point(false);
+    let mut ak = [0u8; 64];
+    ak.copy_from_slice(&point.as_bytes()[1..]);
+    let auth: Vec<u8> = (0u8..32).collect();
+    let mut qe_report = ReportBody {
+        mrsigner: q.qe_mrsigner,
+        isvprodid: q.qe_isvprodid,
+        isvsvn: q.qe_isvsvn,
+        attributes: q.qe_attributes,
+        miscselect: Miscselect::from_bits_retain(q.qe_miscselect),
+        cpusvn,
+        ..ReportBody::default()
+    };
+    let mut h = Sha256::new();
+    h.update(ak);
+    h.update(&auth);
+    qe_report.reportdata[..32].copy_from_slice(&h.finalize());
+    let qe_sig: Signature = pck_key.sign(&qe_report.to_bytes());
+    let mut quote = Quote {
+        header: QuoteHeader {
+            version: q.version,
+            attestation_key_type: AttestationKeyType::ECDSA_256_P256,
+            tee_type: TeeType::SGX,
+            qe_svn: q.qe_isvsvn,
+            pce_svn: pcesvn,
+            qe_vendor_id: q.qe_vendor_id,
+            user_data: [0; 20],
+        },
+        report_body: q.report_body.clone(),
+        signature_data: QuoteSignatureData {
+            isv_enclave_report_signature: [0; 64],
+            ecdsa_attestation_key: ak,
+            qe_report_certification_data: QeReportCertificationData {
+                qe_report,
+                qe_report_signature: qe_sig.to_bytes().into(),
+                qe_auth_data: QeAuthData::new(auth).expect("32 bytes of auth data"),
+                certification_data: CertificationData::PckCertificateChain(chain_pem),
+            },
+        },
+    };
+    let sig: Signature = attestation_key.sign(&quote.signed_bytes());
+    quote.signature_data.isv_enclave_report_signature = sig.to_bytes().into();
+    quote.to_bytes()
+}
+
 /// The quote's enclave and quoting enclave.
 #[derive(Debug, Clone)]
 pub struct QuoteParams {
@@ -462,6 +392,8 @@ pub struct QuoteParams {
     pub qe_isvsvn: u16,
     pub qe_attributes: Attributes,
     pub qe_miscselect: u32,
+    /// The header's QE vendor ID (Intel's by default).
+    pub qe_vendor_id: [u8; 16],
 }
 
 impl Default for QuoteParams {
@@ -487,26 +419,16 @@ impl Default for QuoteParams {
                 xfrm: 0xe7,
             },
             qe_miscselect: 0,
+            qe_vendor_id: INTEL_QE_VENDOR_ID,
         }
     }
 }
 
 /// One TCB Info level.
-#[derive(Debug, Clone)]
-pub struct TcbLevelParams {
-    pub components: [u8; 16],
-    pub pcesvn: u16,
-    pub status: TcbStatus,
-    pub advisory_ids: Vec<String>,
-}
+pub type TcbLevelParams = formats::TcbLevelInfo;
 
 /// One QE Identity level.
-#[derive(Debug, Clone)]
-pub struct QeLevelParams {
-    pub isvsvn: u16,
-    pub status: TcbStatus,
-    pub advisory_ids: Vec<String>,
-}
+pub type QeLevelParams = formats::QeLevelInfo;
 
 /// What the collateral says.
 #[derive(Debug, Clone)]
