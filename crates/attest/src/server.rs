@@ -275,7 +275,14 @@ fn policy_from_jwt(jwt: &str) -> Result<String, ServiceError> {
             let Ok(PublicKey::RSA(rsa)) = cert.public_key().parsed() else {
                 return Err(Bad("x5c[0] does not hold an RSA key"));
             };
-            let key = DecodingKey::from_rsa_raw_components(rsa.modulus, rsa.exponent);
+            // DER integers carry a leading zero byte when the top bit is set; the raw
+            // components must be the unsigned big-endian magnitudes.
+            let strip = |b: &[u8]| -> Vec<u8> {
+                let start = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+                b[start..].to_vec()
+            };
+            let key =
+                DecodingKey::from_rsa_raw_components(&strip(rsa.modulus), &strip(rsa.exponent));
             let mut v = Validation::new(Algorithm::RS256);
             v.required_spec_claims.clear();
             v.validate_exp = false;
