@@ -42,6 +42,9 @@ enum Command {
     /// Run the node's platform daemon, or show what it runs.
     #[command(subcommand)]
     Platform(cmd::platform::Command),
+    /// Run the attestation service (Azure Attestation's API).
+    #[command(subcommand)]
+    Attest(cmd::attest::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(a) => cmd::inspect::run(a).map_err(util::boxed),
         Command::Build(a) => cmd::build::run(a).map_err(util::boxed),
         Command::Platform(c) => cmd::platform::run(c).map_err(util::boxed),
+        Command::Attest(c) => cmd::attest::run(c).map_err(util::boxed),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
