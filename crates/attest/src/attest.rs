@@ -397,8 +397,13 @@ pub fn attest_sgx(
         .map_err(ServiceError::PolicyEvaluation)?;
 
     let mut claims = Map::new();
-    // Policy-issued claims first: the service's own claims below overwrite any of the same name.
+    // Policy-issued claims first, and never under a name the service reserves: a policy cannot
+    // forge `x-coffer-tcb-status` for a quote verified without collateral, nor `exp`.
     for c in &evaluation.issued {
+        if is_reserved_claim(&c.ty) {
+            tracing::warn!(claim = %c.ty, "policy tried to issue a reserved claim; left out");
+            continue;
+        }
         claims.insert(c.ty.clone(), c.value.to_json());
     }
     claims.extend(base_claims(tokens, now)?);
@@ -432,6 +437,17 @@ pub fn attest_sgx(
         return Ok(unsecured_jws(&Value::Object(claims)));
     }
     sign_token(identity, tokens, &claims)
+}
+
+/// Claim names only the service sets: the registered JWT claims and the `x-ms-`/`x-coffer-`
+/// namespaces.
+pub fn is_reserved_claim(name: &str) -> bool {
+    name.starts_with("x-ms-")
+        || name.starts_with("x-coffer-")
+        || matches!(
+            name,
+            "iss" | "sub" | "aud" | "exp" | "nbf" | "iat" | "jti" | "nonce" | "cnf"
+        )
 }
 
 /// The collateral the verification used (the one for the quote's FMSPC).

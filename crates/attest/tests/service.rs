@@ -673,7 +673,7 @@ async fn draft_policy_tokens_are_unsigned() {
     let d = Deployment::new(DeploymentParams::default());
     let s = start(&d, None, dir.path()).await;
     let runtime = b"r";
-    let draft = "version=1.0; authorizationrules { => permit(); }; issuancerules { => issue(type=\"draft\", value=true); };";
+    let draft = "version=1.0; authorizationrules { => permit(); }; issuancerules { => issue(type=\"draft\", value=true); => issue(type=\"x-coffer-tcb-status\", value=\"UpToDate\"); => issue(type=\"exp\", value=1); };";
     let mut b = body(&quote_over(&d, runtime, true), runtime, "Binary");
     b["draftPolicyForAttestation"] = draft.into();
     let (st, _, a) = s.post(&format!("/attest/SgxEnclave?{API}"), &b).await;
@@ -687,6 +687,9 @@ async fn draft_policy_tokens_are_unsigned() {
     assert_eq!(c["draft"], true);
     assert_eq!(c["x-ms-policy-hash"], policy_hash(draft));
     assert_eq!(c["x-ms-sgx-is-debuggable"], true);
+    // A policy cannot set the service's claims: no collateral here, so no TCB status at all.
+    assert!(c.get("x-coffer-tcb-status").is_none(), "{c}");
+    assert!(c["exp"].as_u64().unwrap() > 1);
     // A malformed draft is refused like a stored one.
     b["draftPolicyForAttestation"] = "version=1.0;".into();
     let (_, code, _) = refusal(&s, &b).await;
