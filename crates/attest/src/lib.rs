@@ -40,7 +40,9 @@ pub use attest::{
 };
 pub use error::ServiceError;
 pub use keys::{SigningIdentity, SigningKeyError};
-pub use server::{MAX_BODY, SGX_ENCLAVE, ServiceState, router, serve};
+pub use server::{
+    MAX_BODY, SGX_ENCLAVE, ServiceState, TlsConfigError, router, serve, serve_tls, tls_config,
+};
 pub use store::{PolicyStore, PolicyStoreError, SqlitePolicyStore};
 
 /// Largest file read from `--roots`, `--collateral` or `--admin-token-file`.

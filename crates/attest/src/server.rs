@@ -82,6 +82,65 @@ pub async fn serve<S: PolicyStore>(
     axum::serve(listener, router(state)).await
 }
 
+/// The TLS certificate chain and key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error("TLS certificate {path}: {source}")]
+    Certificate {
+        path: std::path::PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("TLS private key {path}: {source}")]
+    Key {
+        path: std::path::PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// A rustls server configuration (aws-lc-rs, TLS 1.2 and 1.3) from a PEM certificate chain and
+/// a PEM private key.
+pub fn tls_config(
+    cert_chain: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert_chain)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| TlsConfigError::Certificate {
+            path: cert_chain.to_owned(),
+            source,
+        })?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsConfigError::Key {
+        path: key.to_owned(),
+        source,
+    })?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Serves `router` over HTTPS on `listener` with `tls`.
+pub async fn serve_tls<S: PolicyStore>(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<ServiceState<S>>,
+) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+    axum_server::tls_rustls::from_tcp_rustls(listener, config)
+        .serve(router(state).into_make_service())
+        .await
+}
+
 #[derive(Debug, Deserialize)]
 struct ApiVersion {
     #[serde(rename = "api-version")]

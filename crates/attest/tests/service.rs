@@ -80,7 +80,7 @@ async fn start(root: &Deployment, collateral: Option<&CollateralParams>, data: &
     Server {
         base,
         task,
-        client: reqwest::Client::new(),
+        client: client(),
     }
 }
 
@@ -139,6 +139,12 @@ impl Server {
             .await
             .unwrap()
     }
+}
+
+/// A plain-HTTP client (reqwest is built with rustls here, which needs a crypto provider).
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::new()
 }
 
 async fn answer(r: reqwest::Response) -> (u16, Option<String>, Value) {
@@ -694,4 +700,76 @@ async fn draft_policy_tokens_are_unsigned() {
     b["draftPolicyForAttestation"] = "version=1.0;".into();
     let (_, code, _) = refusal(&s, &b).await;
     assert_eq!(code, "PolicyInvalid");
+}
+
+/// `--tls-cert`/`--tls-key`: the same API over HTTPS (rustls), checked by a client that trusts
+/// only the server's certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_over_https() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let d = Deployment::new(DeploymentParams::default());
+    let roots = dir.path().join("roots");
+    std::fs::create_dir_all(&roots).unwrap();
+    std::fs::write(roots.join("root.pem"), Deployment::pem(&[&d.root])).unwrap();
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.pem"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("https://{}", listener.local_addr().unwrap());
+    let cfg = ServiceConfig {
+        issuer: base.clone(),
+        roots_dir: roots,
+        intel_root: false,
+        collateral_dir: None,
+        data_dir: dir.path().join("state"),
+        admin_token_file: None,
+        token_lifetime: Duration::from_secs(3600),
+    };
+    let state = coffer_attest::start(&cfg).await.unwrap();
+    let tls = coffer_attest::tls_config(&cert_path, &key_path).unwrap();
+    let task = tokio::spawn(coffer_attest::serve_tls(listener, tls, state));
+
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let runtime = b"tls";
+    let r = client
+        .post(format!("{base}/attest/SgxEnclave?{API}"))
+        .json(&body(&quote_over(&d, runtime, false), runtime, "Binary"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let a: Value = r.json().await.unwrap();
+    let jwks: Value = client
+        .get(format!("{base}/certs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (header, c) = verify_with_jwks(a["token"].as_str().unwrap(), &jwks);
+    assert_eq!(header["jku"], format!("{base}/certs"));
+    assert_eq!(c["x-ms-sgx-mrenclave"], "e1".repeat(32));
+    // Without policy administrators configured, every policy call is refused.
+    let r = client
+        .get(format!("{base}/policies/SgxEnclave?{API}"))
+        .bearer_auth("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    task.abort();
 }

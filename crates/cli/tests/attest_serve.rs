@@ -86,6 +86,8 @@ async fn serves_tokens_and_refusals_over_http() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(key_mode.mode() & 0o777, 0o600);
 
+    // reqwest is built with rustls in this workspace, which needs a crypto provider.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = reqwest::Client::new();
     let runtime = br#"{"pub":"k"}"#;
     let body = json!({

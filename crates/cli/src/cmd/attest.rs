@@ -1,16 +1,16 @@
 //! `coffer attest serve --listen ADDR --roots DIR [--issuer URL] [--collateral DIR]
-//! [--data-dir DIR] [--admin-token-file F] [--intel-root]`: the attestation service
-//! (`coffer-attest`), Azure Attestation's API over HTTP.
+//! [--data-dir DIR] [--admin-token-file F] [--intel-root] [--tls-cert PEM --tls-key PEM]`: the
+//! attestation service (`coffer-attest`), Azure Attestation's API over HTTP or HTTPS.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use coffer_attest::{ServiceConfig, StartError};
+use coffer_attest::{ServiceConfig, StartError, TlsConfigError};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Serve the attestation API until interrupted; prints `listening on http://ADDR` first.
+    /// Serve the attestation API until interrupted; prints `listening on http(s)://ADDR` first.
     Serve(ServeArgs),
 }
 
@@ -40,6 +40,12 @@ pub struct ServeArgs {
     /// Also trust Intel's SGX Root CA key (built in), for quotes of real SGX machines.
     #[arg(long)]
     intel_root: bool,
+    /// Serve HTTPS with this PEM certificate chain (rustls); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Token lifetime in seconds.
     #[arg(long, default_value_t = 8 * 3600)]
     token_lifetime: u64,
@@ -58,6 +64,8 @@ pub enum AttestCmdError {
     },
     #[error("attestation service: {0}")]
     Start(#[from] StartError),
+    #[error("attestation service: {0}")]
+    Tls(#[from] TlsConfigError),
     #[error("attestation service stopped: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -86,8 +94,13 @@ fn serve(a: ServeArgs) -> Result<(), AttestCmdError> {
                 addr: a.listen,
                 source,
             })?;
+        let tls = match (&a.tls_cert, &a.tls_key) {
+            (Some(c), Some(k)) => Some(coffer_attest::tls_config(c, k)?),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let cfg = ServiceConfig {
-            issuer: a.issuer.unwrap_or_else(|| format!("http://{addr}")),
+            issuer: a.issuer.unwrap_or_else(|| format!("{scheme}://{addr}")),
             roots_dir: a.roots,
             intel_root: a.intel_root,
             collateral_dir: a.collateral,
@@ -96,10 +109,16 @@ fn serve(a: ServeArgs) -> Result<(), AttestCmdError> {
             token_lifetime: Duration::from_secs(a.token_lifetime),
         };
         let state = coffer_attest::start(&cfg).await?;
-        println!("listening on http://{addr}");
+        println!("listening on {scheme}://{addr}");
         tracing::info!(%addr, issuer = %cfg.issuer, "attestation service started");
+        let served = async {
+            match tls {
+                Some(tls) => coffer_attest::serve_tls(listener, tls, state).await,
+                None => coffer_attest::serve(listener, state).await,
+            }
+        };
         tokio::select! {
-            r = coffer_attest::serve(listener, state) => r.map_err(AttestCmdError::Serve),
+            r = served => r.map_err(AttestCmdError::Serve),
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })
