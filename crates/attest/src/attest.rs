@@ -301,7 +301,7 @@ fn unix(now: SystemTime) -> u64 {
 /// A fresh `jti`: 32 random bytes, hex.
 fn jti() -> Result<String, ServiceError> {
     let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|_| ServiceError::Worker)?;
+    getrandom::fill(&mut b).map_err(ServiceError::Random)?;
     Ok(hex::encode(b))
 }
 

@@ -70,6 +70,8 @@ pub enum ServiceError {
     Store(#[source] PolicyStoreError),
     #[error("a worker task failed")]
     Worker,
+    #[error("the system random number generator failed: {0}")]
+    Random(getrandom::Error),
 }
 
 impl ServiceError {
@@ -124,9 +126,10 @@ impl ServiceError {
             }
             ServiceError::Unauthorized => "Unauthorized",
             ServiceError::UnknownAttestationType(_) => "UnknownAttestationType",
-            ServiceError::Signing(_) | ServiceError::Store(_) | ServiceError::Worker => {
-                "InternalError"
-            }
+            ServiceError::Signing(_)
+            | ServiceError::Store(_)
+            | ServiceError::Worker
+            | ServiceError::Random(_) => "InternalError",
         }
     }
 
@@ -135,9 +138,10 @@ impl ServiceError {
             ServiceError::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
             ServiceError::UnknownAttestationType(_) => StatusCode::NOT_FOUND,
-            ServiceError::Signing(_) | ServiceError::Store(_) | ServiceError::Worker => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ServiceError::Signing(_)
+            | ServiceError::Store(_)
+            | ServiceError::Worker
+            | ServiceError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -134,7 +134,9 @@ fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>, StartError> {
 pub fn load_roots(dir: &Path) -> Result<Vec<CertificateDer<'static>>, StartError> {
     let mut roots = Vec::new();
     for p in sorted_files(dir)? {
-        let bytes = read_capped(&p)?;
+        // The directory `coffer ca init` makes may hold private keys too: read everything into
+        // memory that is wiped on drop, and keep only certificates.
+        let bytes = Zeroizing::new(read_capped(&p)?);
         let Ok(der) = parse_root_certificate(&bytes) else {
             continue;
         };
