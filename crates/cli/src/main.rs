@@ -45,6 +45,9 @@ enum Command {
     /// A deployment's certificate authority: create it, publish collateral, revoke nodes.
     #[command(subcommand)]
     Ca(cmd::ca::Command),
+    /// Run the attestation service (Azure Attestation's API).
+    #[command(subcommand)]
+    Attest(cmd::attest::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::Build(a) => cmd::build::run(a).map_err(util::boxed),
         Command::Platform(c) => cmd::platform::run(c).map_err(util::boxed),
         Command::Ca(c) => cmd::ca::run(c).map_err(util::boxed),
+        Command::Attest(c) => cmd::attest::run(c).map_err(util::boxed),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! One module per `coffer` command.
 
+pub mod attest;
 pub mod build;
 pub mod ca;
 pub mod inspect;
