@@ -81,8 +81,8 @@ pub fn verify_error(e: BundleVerifyError) -> PlatformError {
         BundleVerifyError::Signature(_) => PlatformError::BadSignature(e.to_string()),
         BundleVerifyError::MeasurementMismatch { signed, computed } => {
             PlatformError::MeasurementMismatch {
-                expected: hex::encode(signed),
-                actual: hex::encode(computed),
+                expected: signed,
+                actual: computed,
             }
         }
         BundleVerifyError::AttributesOutsideMask {
@@ -90,9 +90,9 @@ pub fn verify_error(e: BundleVerifyError) -> PlatformError {
             signed,
             mask,
         } => PlatformError::AttributesMismatch {
-            attributes: hex::encode(enclave.to_array()),
-            required: hex::encode(signed.to_array()),
-            mask: hex::encode(mask.to_array()),
+            attributes: enclave.to_array(),
+            required: signed.to_array(),
+            mask: mask.to_array(),
         },
         other => PlatformError::BadBundle(other.to_string()),
     }
@@ -121,7 +121,7 @@ pub fn admit(
         && !list.allows(&verified.mrsigner())
     {
         return Err(PlatformError::SignerNotAllowed {
-            mrsigner: hex::encode(verified.mrsigner()),
+            mrsigner: verified.mrsigner(),
         });
     }
     let identity = identity(&verified, cpusvn);

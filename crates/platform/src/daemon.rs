@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use coffer_boundary::Credentials;
 use coffer_channel::EnclaveState;
 use coffer_proto::client::{
-    CreateOptions, Created, PlatformError, PlatformStatus, Request, Response,
+    CreateOptions, Created, PlatformError, PlatformStatus, Request, RequestError, Response,
 };
 use coffer_proto::{FrameError, recv, send};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
@@ -40,8 +40,6 @@ use crate::wait::readable;
 
 /// The most clients connected at once; each has a thread.
 pub const MAX_CLIENTS: usize = 256;
-/// The longest interface id a client may ask for (a SHA-256 is 32 bytes).
-pub const MAX_INTERFACE_ID: usize = 64;
 /// How many bundles are read and measured at once. A bundle may be a gigabyte: this bounds the
 /// memory and CPU that concurrent create requests can take before the EPC budget (which counts
 /// the image) takes over.
@@ -295,9 +293,9 @@ impl Platform {
             let shared = Arc::clone(&self.shared);
             if shared.clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
                 shared.clients.fetch_sub(1, Ordering::SeqCst);
-                let refusal = Response::Error(PlatformError::BadRequest(format!(
-                    "the daemon serves at most {MAX_CLIENTS} clients at once"
-                )));
+                let refusal = Response::Error(PlatformError::TooManyClients {
+                    limit: MAX_CLIENTS as u64,
+                });
                 let _ = send(sock.as_fd(), &refusal, &[]);
                 continue;
             }
@@ -380,6 +378,7 @@ fn serve_client(shared: &Arc<Shared>, sock: OwnedFd) {
             Err(FrameError::Closed) => break,
             Err(
                 e @ (FrameError::Decode(_)
+                | FrameError::TrailingBytes(_)
                 | FrameError::Truncated
                 | FrameError::TooManyFds
                 | FrameError::TooLarge(_)),
@@ -395,6 +394,13 @@ fn serve_client(shared: &Arc<Shared>, sock: OwnedFd) {
                 break;
             }
         };
+        if let Err(e) = request.check(fds.len()) {
+            tracing::debug!(conn = client.conn, "refused {}: {e}", request.name());
+            if send(sock.as_fd(), &Response::Error(e.into()), &[]).is_err() {
+                break;
+            }
+            continue;
+        }
         let (reply, channel_fd) = match request {
             Request::Create(options) => match create(shared, client, options, fds) {
                 Ok((created, fd)) => (Response::Created(created), Some(fd)),
@@ -440,50 +446,22 @@ fn status(shared: &Shared) -> PlatformStatus {
     }
 }
 
-/// The interface names and the switchless spin reach the enclave as they are: refuse sizes that
-/// would make it hold or spin more than a host can reasonably ask for.
-fn check_call_options(options: &CreateOptions) -> Result<(), PlatformError> {
-    use coffer_proto::enclave::{MAX_INTERFACE_NAME, MAX_INTERFACE_NAMES, MAX_SWITCHLESS_SPIN_NS};
-    if options.interface_names.len() > MAX_INTERFACE_NAMES
-        || options
-            .interface_names
-            .iter()
-            .any(|n| n.len() > MAX_INTERFACE_NAME)
-    {
-        return Err(PlatformError::BadRequest(format!(
-            "at most {MAX_INTERFACE_NAMES} interface names of {MAX_INTERFACE_NAME} bytes each"
-        )));
-    }
-    if options.switchless_spin_ns > MAX_SWITCHLESS_SPIN_NS {
-        return Err(PlatformError::BadRequest(format!(
-            "a switchless spin of {} ns exceeds {MAX_SWITCHLESS_SPIN_NS} ns",
-            options.switchless_spin_ns
-        )));
-    }
-    Ok(())
-}
-
 fn create(
     shared: &Arc<Shared>,
     client: Client,
     options: CreateOptions,
     mut fds: Vec<OwnedFd>,
 ) -> Result<(Created, OwnedFd), PlatformError> {
-    if fds.len() != 1 {
-        return Err(PlatformError::BadRequest(format!(
-            "Create needs exactly one attached descriptor (the bundle file), got {}",
-            fds.len()
-        )));
-    }
-    if options.interface_id.len() > MAX_INTERFACE_ID {
-        return Err(PlatformError::BadRequest(format!(
-            "interface id of {} bytes exceeds {MAX_INTERFACE_ID}",
-            options.interface_id.len()
-        )));
-    }
-    check_call_options(&options)?;
+    // `Request::check` saw exactly one descriptor.
+    let bundle_fd = fds
+        .pop()
+        .ok_or(PlatformError::Invalid(RequestError::Descriptors {
+            request: "Create".into(),
+            wanted: 1,
+            got: 0,
+        }))?;
     let pass = shared.admissions.enter();
-    let bytes = read_bundle(fds.remove(0))?;
+    let bytes = read_bundle(bundle_fd)?;
     let admitted = admit(
         &bytes,
         &shared.config.policy,
@@ -520,10 +498,9 @@ fn create(
         Ok(id) => id,
         Err(AdmitError::Epc(e)) => return Err(epc_exhausted(shared, e.asked, e.free)),
         Err(AdmitError::TooMany) => {
-            return Err(PlatformError::LaunchFailed(format!(
-                "the node runs the maximum of {} enclaves",
-                crate::table::MAX_ENCLAVES
-            )));
+            return Err(PlatformError::TooManyEnclaves {
+                limit: crate::table::MAX_ENCLAVES as u64,
+            });
         }
     };
 
@@ -720,31 +697,5 @@ mod tests {
         let most = most.load(Ordering::SeqCst);
         assert!((1..=2).contains(&most), "{most} inside at once");
         assert_eq!(*gate.inside.lock().unwrap(), 0);
-    }
-
-    #[test]
-    fn rejects_oversized_interface_names_and_switchless_spins() {
-        let ok = CreateOptions {
-            interface_id: vec![1; 64],
-            interface_names: vec!["Hello".into(), "HelloHost".into()],
-            switchless_spin_ns: 10_000_000,
-        };
-        check_call_options(&ok).unwrap();
-        let mut names = ok.clone();
-        names.interface_names.push("Third".into());
-        let err = check_call_options(&names).unwrap_err();
-        assert!(
-            err.to_string().contains("at most 2 interface names"),
-            "{err}"
-        );
-        let mut long = ok.clone();
-        long.interface_names[0] = "x".repeat(129);
-        assert!(check_call_options(&long).is_err());
-        let mut spin = ok;
-        spin.switchless_spin_ns += 1;
-        assert_eq!(
-            check_call_options(&spin).unwrap_err().to_string(),
-            "malformed request: a switchless spin of 10000001 ns exceeds 10000000 ns"
-        );
     }
 }
