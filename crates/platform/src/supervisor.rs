@@ -16,9 +16,9 @@ use coffer_proto::enclave::{DaemonReply, EnclaveMessage};
 use coffer_proto::{FrameError, recv, send};
 use zeroize::Zeroize;
 
-use crate::daemon::Shared;
 use crate::lost::{code, exit_reason};
 use crate::services::Outcome;
+use crate::shared::Shared;
 use crate::table::Live;
 use crate::tracer_watch::find_tracer;
 use crate::wait::readable;

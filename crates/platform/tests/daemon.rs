@@ -581,7 +581,7 @@ fn helper_serve_as_another_user() {
         dir.join("platform.sock"),
         dir.join("state"),
     );
-    coffer_platform::Platform::bind(config)
+    coffer_platform::PlatformDaemon::bind(config)
         .unwrap()
         .serve()
         .unwrap();

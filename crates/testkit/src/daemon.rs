@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use coffer_platform::{LaunchPolicy, Platform, PlatformConfig, ServeError, StopHandle, VmSize};
+use coffer_platform::{
+    LaunchPolicy, PlatformConfig, PlatformDaemon, ServeError, StopHandle, VmSize,
+};
 
 /// Each daemon of a test process gives its enclaves uids of their own range.
 static UID_BASE: AtomicU32 = AtomicU32::new(3_000_000);
@@ -37,7 +39,7 @@ impl Daemon {
         config.ready_timeout = ready_timeout;
         config.uid_base = UID_BASE.fetch_add(10_000, Ordering::SeqCst);
         let platform =
-            Platform::bind(config).unwrap_or_else(|e| panic!("starting the daemon: {e}"));
+            PlatformDaemon::bind(config).unwrap_or_else(|e| panic!("starting the daemon: {e}"));
         let stop = platform
             .stop_handle()
             .unwrap_or_else(|e| panic!("the daemon's stop handle: {e}"));
@@ -76,10 +78,10 @@ mod tests {
             Duration::from_secs(5),
         );
         let socket = d.socket.clone();
-        assert!(coffer_platform::client::connect(&socket).is_ok());
+        assert!(coffer_proto::connect(&socket).is_ok());
         drop(d);
         assert!(
-            coffer_platform::client::connect(&socket).is_err(),
+            coffer_proto::connect(&socket).is_err(),
             "the socket must be gone"
         );
     }
