@@ -221,10 +221,12 @@ impl PlatformDaemon {
             let shared = Arc::clone(&self.shared);
             if shared.clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
                 shared.clients.fetch_sub(1, Ordering::SeqCst);
-                let refusal = Response::Error(PlatformError::TooManyClients {
-                    limit: MAX_CLIENTS as u64,
-                });
-                let _ = send(sock.as_fd(), &refusal, &[]);
+                refuse(
+                    &sock,
+                    PlatformError::TooManyClients {
+                        limit: MAX_CLIENTS as u64,
+                    },
+                );
                 continue;
             }
             if let Err(limit) = shared.connected(client.uid) {
@@ -234,11 +236,13 @@ impl PlatformDaemon {
                     limit,
                     "refused a connection over the uid's cap"
                 );
-                let refusal = Response::Error(PlatformError::TooManyConnections {
-                    uid: client.uid,
-                    limit,
-                });
-                let _ = send(sock.as_fd(), &refusal, &[]);
+                refuse(
+                    &sock,
+                    PlatformError::TooManyConnections {
+                        uid: client.uid,
+                        limit,
+                    },
+                );
                 continue;
             }
             let spawned = std::thread::Builder::new()
@@ -253,6 +257,20 @@ impl PlatformDaemon {
                 self.shared.disconnected(client.uid);
                 self.shared.clients.fetch_sub(1, Ordering::SeqCst);
             }
+        }
+    }
+}
+
+/// Answers a connection that will not be served with `why`, then closes it. What the client
+/// already sent is read and dropped first: a Unix socket closed with unread data resets the
+/// connection, and the client would see the reset instead of the refusal.
+fn refuse(sock: &OwnedFd, why: PlatformError) {
+    let _ = send(sock.as_fd(), &Response::Error(why), &[]);
+    let mut buf = [0u8; 512];
+    for _ in 0..16 {
+        match rustix::net::recv(sock, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((0, _)) | Err(_) => break,
+            Ok(_) => {}
         }
     }
 }

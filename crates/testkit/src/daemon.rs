@@ -30,6 +30,17 @@ impl Daemon {
     /// Starts a daemon for VM size `vm_size` (e.g. `Standard_DC2s_v2`) with `policy`, giving
     /// each enclave `ready_timeout` to report ready.
     pub fn start(vm_size: &str, policy: LaunchPolicy, ready_timeout: Duration) -> Daemon {
+        Daemon::start_with(vm_size, policy, ready_timeout, |_| {})
+    }
+
+    /// [`Daemon::start`], with `configure` setting the rest of the configuration (per-uid
+    /// limits, idle timeout, socket group).
+    pub fn start_with(
+        vm_size: &str,
+        policy: LaunchPolicy,
+        ready_timeout: Duration,
+        configure: impl FnOnce(&mut PlatformConfig),
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let socket = dir.path().join("platform.sock");
         let vm_size =
@@ -38,6 +49,7 @@ impl Daemon {
         config.policy = policy;
         config.ready_timeout = ready_timeout;
         config.uid_base = UID_BASE.fetch_add(10_000, Ordering::SeqCst);
+        configure(&mut config);
         let platform =
             PlatformDaemon::bind(config).unwrap_or_else(|e| panic!("starting the daemon: {e}"));
         let stop = platform
