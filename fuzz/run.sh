@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-180}"
 vectors=../../shared/vectors
-mkdir -p corpus/quote corpus/sigstruct corpus/sgxs corpus/structures corpus/platform_request corpus/bundle corpus/enclave_config
+mkdir -p corpus/quote corpus/sigstruct corpus/sgxs corpus/structures corpus/platform_request corpus/bundle corpus/enclave_config corpus/dcap_verify
 cp -n "$vectors"/dcap/*.bin corpus/quote/ 2>/dev/null || true
+cp -n "$vectors"/dcap/* corpus/dcap_verify/ 2>/dev/null || true
 cp -n "$vectors"/sgx/*.sig "$vectors"/sgx/sig1.sigstruct.bin corpus/sigstruct/ 2>/dev/null || true
 cp -n "$vectors"/sgx/test_enclave.sgxs corpus/sgxs/ 2>/dev/null || true
 for t in $(RUSTC_BOOTSTRAP=1 cargo fuzz list); do
