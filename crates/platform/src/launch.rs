@@ -62,7 +62,8 @@ pub struct LaunchSpec<'a> {
     pub tcs_count: u32,
     pub debug: bool,
     pub max_call_size: u32,
-    pub interface_id: Vec<u8>,
+    pub ecall_interface: Option<coffer_proto::client::InterfaceId>,
+    pub ocall_interface: Option<coffer_proto::client::InterfaceId>,
     pub interface_names: Vec<String>,
     pub switchless_spin_ns: u64,
     /// `None`: keep the daemon's uid (a daemon not running as root).
@@ -113,7 +114,8 @@ pub fn launch(spec: LaunchSpec<'_>) -> Result<Launched, LaunchError> {
         debug: spec.debug,
         slot_count: layout.slot_count,
         slot_size: layout.slot_size,
-        interface_id: spec.interface_id,
+        ecall_interface: spec.ecall_interface,
+        ocall_interface: spec.ocall_interface,
         interface_names: spec.interface_names,
         switchless_spin_ns: spec.switchless_spin_ns,
     };

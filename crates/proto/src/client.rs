@@ -6,9 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::enclave::{
-    MAX_INTERFACE_ID, MAX_INTERFACE_NAME, MAX_INTERFACE_NAMES, MAX_SWITCHLESS_SPIN_NS,
-};
+use crate::enclave::{MAX_INTERFACE_NAME, MAX_INTERFACE_NAMES, MAX_SWITCHLESS_SPIN_NS};
 
 /// A request from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,13 +19,17 @@ pub enum Request {
     Status,
 }
 
+/// The id of a typed interface (`coffer-interface`): a SHA-256 of its description.
+pub type InterfaceId = [u8; 32];
+
 /// Options of a create request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CreateOptions {
-    /// The ids of the host's typed interfaces, 32 bytes each: the ECALL interface, then
-    /// (optionally) the OCALL interface it serves. The enclave refuses to start with others.
-    /// Empty when the host uses raw calls.
-    pub interface_id: Vec<u8>,
+    /// The id of the host's typed ECALL interface; the enclave refuses to start with another.
+    /// `None` when the host uses raw calls.
+    pub ecall_interface: Option<InterfaceId>,
+    /// The id of the typed OCALL interface the host serves (only with an ECALL interface).
+    pub ocall_interface: Option<InterfaceId>,
     /// The trait names of those interfaces, in the same order, so that the enclave can name a
     /// mismatch (at most [`crate::enclave::MAX_INTERFACE_NAMES`] of
     /// [`crate::enclave::MAX_INTERFACE_NAME`] bytes).
@@ -179,8 +181,8 @@ pub enum RequestError {
         wanted: u32,
         got: u32,
     },
-    #[error("interface id of {len} bytes exceeds {MAX_INTERFACE_ID}")]
-    InterfaceId { len: u64 },
+    #[error("an OCALL interface id without an ECALL interface id")]
+    OcallWithoutEcall,
     #[error(
         "{count} interface names: at most {MAX_INTERFACE_NAMES} of {MAX_INTERFACE_NAME} bytes each"
     )]
@@ -233,7 +235,11 @@ impl CreateOptions {
     /// The interface ids and names and the switchless spin reach the enclave as they are:
     /// refuse sizes that would make it hold or spin more than a host can reasonably ask for.
     pub fn check(&self) -> Result<(), RequestError> {
-        check_interfaces(&self.interface_id, &self.interface_names)?;
+        check_interfaces(
+            self.ecall_interface.as_ref(),
+            self.ocall_interface.as_ref(),
+            &self.interface_names,
+        )?;
         if self.switchless_spin_ns > MAX_SWITCHLESS_SPIN_NS {
             return Err(RequestError::SwitchlessSpin {
                 ns: self.switchless_spin_ns,
@@ -244,9 +250,13 @@ impl CreateOptions {
 }
 
 /// The limits on interface ids and names, shared by [`CreateOptions`] and [`crate::enclave::Boot`].
-pub(crate) fn check_interfaces(id: &[u8], names: &[String]) -> Result<(), RequestError> {
-    if id.len() > MAX_INTERFACE_ID {
-        return Err(RequestError::InterfaceId { len: len(id.len()) });
+pub(crate) fn check_interfaces(
+    ecalls: Option<&InterfaceId>,
+    ocalls: Option<&InterfaceId>,
+    names: &[String],
+) -> Result<(), RequestError> {
+    if ocalls.is_some() && ecalls.is_none() {
+        return Err(RequestError::OcallWithoutEcall);
     }
     if names.len() > MAX_INTERFACE_NAMES {
         return Err(RequestError::InterfaceNameCount {
@@ -268,18 +278,19 @@ mod tests {
 
     fn ok() -> CreateOptions {
         CreateOptions {
-            interface_id: vec![1; 64],
+            ecall_interface: Some([1; 32]),
+            ocall_interface: Some([2; 32]),
             interface_names: vec!["Hello".into(), "HelloHost".into()],
             switchless_spin_ns: 10_000_000,
         }
     }
 
     #[test]
-    fn rejects_oversized_interface_ids_names_and_switchless_spins() {
+    fn rejects_a_lone_ocall_interface_oversized_names_and_switchless_spins() {
         ok().check().unwrap();
         let mut id = ok();
-        id.interface_id.push(0);
-        assert_eq!(id.check(), Err(RequestError::InterfaceId { len: 65 }));
+        id.ecall_interface = None;
+        assert_eq!(id.check(), Err(RequestError::OcallWithoutEcall));
         let mut names = ok();
         names.interface_names.push("Third".into());
         let err = names.check().unwrap_err();

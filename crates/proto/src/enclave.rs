@@ -14,9 +14,6 @@ pub mod fds {
     pub const CHANNEL: i32 = 4;
 }
 
-/// The longest interface id a host may send: a SHA-256 is 32 bytes, and a host sends the ECALL
-/// interface's id and optionally the OCALL interface's.
-pub const MAX_INTERFACE_ID: usize = 64;
 /// The most interface names a host may send (an ECALL and an OCALL interface).
 pub const MAX_INTERFACE_NAMES: usize = 2;
 /// The longest interface (trait) name, in bytes.
@@ -84,8 +81,10 @@ pub struct Boot {
     /// The channel geometry.
     pub slot_count: u32,
     pub slot_size: u32,
-    /// The interface ids the host asked for (`CreateOptions::interface_id`; empty for raw calls).
-    pub interface_id: Vec<u8>,
+    /// The interfaces the host asked for (`CreateOptions::ecall_interface`; `None` for raw
+    /// calls) and serves (`CreateOptions::ocall_interface`).
+    pub ecall_interface: Option<crate::client::InterfaceId>,
+    pub ocall_interface: Option<crate::client::InterfaceId>,
     /// Their trait names (`CreateOptions::interface_names`).
     pub interface_names: Vec<String>,
     /// Switchless calls (`CreateOptions::switchless_spin_ns`; 0: off).
@@ -97,7 +96,11 @@ impl Boot {
     /// and the switchless spin (the enclave checks the sizes and geometry against its own caps).
     pub fn check(&self) -> Result<(), MessageError> {
         exact("Boot", "identity", &self.identity, REPORT_BODY_SIZE)?;
-        crate::client::check_interfaces(&self.interface_id, &self.interface_names)?;
+        crate::client::check_interfaces(
+            self.ecall_interface.as_ref(),
+            self.ocall_interface.as_ref(),
+            &self.interface_names,
+        )?;
         if self.switchless_spin_ns > MAX_SWITCHLESS_SPIN_NS {
             return Err(crate::client::RequestError::SwitchlessSpin {
                 ns: self.switchless_spin_ns,
@@ -222,15 +225,17 @@ mod tests {
             debug: false,
             slot_count: 1,
             slot_size: 4096,
-            interface_id: vec![7; 32],
+            ecall_interface: Some([7; 32]),
+            ocall_interface: None,
             interface_names: vec!["Seven".into()],
             switchless_spin_ns: 0,
         };
         b.check().unwrap();
-        b.interface_id = vec![0; 65];
+        b.ecall_interface = None;
+        b.ocall_interface = Some([8; 32]);
         assert_eq!(
             b.check().unwrap_err().to_string(),
-            "Boot: interface id of 65 bytes exceeds 64"
+            "Boot: an OCALL interface id without an ECALL interface id"
         );
     }
 }
