@@ -6,7 +6,9 @@ cd "$(dirname "$0")"
 secs="${1:-180}"
 vectors=../../shared/vectors
 mkdir -p corpus/quote corpus/sigstruct corpus/sgxs corpus/structures corpus/platform_request corpus/bundle corpus/enclave_config corpus/attest_policy
+mkdir -p corpus/quote corpus/sigstruct corpus/sgxs corpus/structures corpus/platform_request corpus/bundle corpus/enclave_config corpus/dcap_verify
 cp -n "$vectors"/dcap/*.bin corpus/quote/ 2>/dev/null || true
+cp -n "$vectors"/dcap/* corpus/dcap_verify/ 2>/dev/null || true
 cp -n "$vectors"/sgx/*.sig "$vectors"/sgx/sig1.sigstruct.bin corpus/sigstruct/ 2>/dev/null || true
 cp -n "$vectors"/sgx/test_enclave.sgxs corpus/sgxs/ 2>/dev/null || true
 cp -n ../crates/attest-policy/tests/fixtures/*.policy corpus/attest_policy/ 2>/dev/null || true

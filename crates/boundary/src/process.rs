@@ -12,7 +12,22 @@
 //!    ambient set, so it survives `execve` and lets the unprivileged process map more secret
 //!    memory than `RLIMIT_MEMLOCK` allows (hard limit 8 MiB here, with no `CAP_SYS_RESOURCE`
 //!    to raise it);
-//! 5. changes to `/`, sets `no_new_privs` and executes the [`SealedImage`] by descriptor.
+//! 5. asks for `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`) and checks that the parent
+//!    is still the one that forked it;
+//! 6. changes to `/`, sets `no_new_privs` and executes the [`SealedImage`] by descriptor.
+//!
+//! **An enclave never outlives its daemon.** Its secrets and its EPC go with the daemon, as an
+//! SGX enclave's go with its host process. The kernel's parent-death signal fires when the
+//! *thread* that forked the child exits, not when its process does, so every enclave is forked
+//! from one dedicated spawner thread that lives as long as the process (it never returns): a
+//! daemon killed by any signal, `SIGKILL` included, takes that thread with it and the kernel
+//! kills every enclave. (Forked from a client's thread, an enclave would be killed when that
+//! connection's thread ends, or outlive a daemon whose forking thread had ended.) The signal is
+//! set after the uid switch and the capability changes, because changing credentials clears it
+//! (`commit_creds`); `execve` of the sealed image keeps it (no set-id bit, no file
+//! capabilities, and the ambient `CAP_IPC_LOCK` is no more than the child already holds). The
+//! daemon could have died between `fork` and `prctl`: the child then finds `getppid()` changed
+//! and stops before `execve`.
 //!
 //! A failure in the child is reported to the parent through a close-on-exec pipe, naming the
 //! step and the errno.
@@ -117,11 +132,13 @@ pub enum SpawnStep {
     AmbientCapability,
     ChangeDirectory,
     NoNewPrivs,
+    ParentDeathSignal,
+    ParentGone,
     Exec,
 }
 
 impl SpawnStep {
-    const ALL: [SpawnStep; 14] = [
+    const ALL: [SpawnStep; 16] = [
         Self::ResetSignals,
         Self::MarkCloseOnExec,
         Self::MoveDescriptor,
@@ -135,6 +152,8 @@ impl SpawnStep {
         Self::AmbientCapability,
         Self::ChangeDirectory,
         Self::NoNewPrivs,
+        Self::ParentDeathSignal,
+        Self::ParentGone,
         Self::Exec,
     ];
 
@@ -159,6 +178,8 @@ impl std::fmt::Display for SpawnStep {
             Self::AmbientCapability => "raising CAP_IPC_LOCK in the ambient set",
             Self::ChangeDirectory => "chdir(\"/\")",
             Self::NoNewPrivs => "PR_SET_NO_NEW_PRIVS",
+            Self::ParentDeathSignal => "PR_SET_PDEATHSIG",
+            Self::ParentGone => "checking that the daemon still runs (it ended during the fork)",
             Self::Exec => "execveat of the sealed image",
         })
     }
@@ -191,6 +212,9 @@ pub enum SpawnError {
     /// The child's report was unreadable.
     #[error("reading the child's start-up report failed: {0}")]
     Report(Errno),
+    /// The spawner thread could not be started or has gone.
+    #[error("the enclave spawner thread is unavailable: {0}")]
+    Spawner(String),
     /// `pidfd_open(2)` failed.
     #[error("opening a pidfd for the enclave process failed: {0}")]
     Pidfd(Errno),
@@ -240,6 +264,8 @@ fn wait_for(pid: Pid, options: WaitOptions) -> Result<Option<ExitStatus>, Errno>
 /// Everything the child needs, prepared before the fork so the child allocates nothing.
 #[derive(Debug)]
 struct ChildPlan<'a> {
+    /// The daemon's pid: the child's parent, checked after `PR_SET_PDEATHSIG`.
+    parent: Pid,
     image: RawFd,
     report: RawFd,
     /// (source, target) pairs.
@@ -286,7 +312,8 @@ pub fn spawn_enclave_process(spec: SpawnSpec<'_>) -> Result<EnclaveChild, SpawnE
         .map(|c| c.effective.contains(CapabilitySet::SETPCAP))
         .unwrap_or(false);
 
-    let mut plan = ChildPlan {
+    let job = SpawnJob {
+        parent: rustix::process::getpid(),
         image: spec.image.as_fd_raw(),
         report: report_write.as_raw_fd(),
         fds: spec
@@ -294,16 +321,15 @@ pub fn spawn_enclave_process(spec: SpawnSpec<'_>) -> Result<EnclaveChild, SpawnE
             .iter()
             .map(|(fd, target)| (fd.as_raw_fd(), *target))
             .collect(),
-        moved: vec![-1; spec.fds.len()],
         floor,
         credentials: spec.credentials,
         keep_ipc_lock: spec.keep_ipc_lock,
         drop_bounding_set,
-        argv: NullTerminated::new(&argv),
-        envp: NullTerminated::new(&envp),
+        argv,
+        envp,
     };
-
-    let pid = sys::fork_and_exec(&mut plan).map_err(SpawnError::Fork)?;
+    // The descriptors in `job` stay open: this thread holds their owners until the answer.
+    let pid = spawner::fork(job)?;
     drop(report_write);
 
     let mut report = [0u8; 8];
@@ -329,6 +355,90 @@ pub fn spawn_enclave_process(spec: SpawnSpec<'_>) -> Result<EnclaveChild, SpawnE
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
         .map_err(SpawnError::Pidfd)?;
     Ok(EnclaveChild { pid, pidfd })
+}
+
+/// What the spawner thread needs to fork one enclave: descriptors by number (their owners stay
+/// open in the caller, which waits for the answer) and owned strings.
+#[derive(Debug)]
+struct SpawnJob {
+    parent: Pid,
+    image: RawFd,
+    report: RawFd,
+    fds: Vec<(RawFd, RawFd)>,
+    floor: RawFd,
+    credentials: Option<Credentials>,
+    keep_ipc_lock: bool,
+    drop_bounding_set: bool,
+    argv: Vec<std::ffi::CString>,
+    envp: Vec<std::ffi::CString>,
+}
+
+/// The one thread every enclave is forked from (see the module documentation): it lives as long
+/// as the process, so an enclave's parent-death signal fires exactly when the daemon dies.
+mod spawner {
+    use std::sync::mpsc::{Sender, SyncSender, channel, sync_channel};
+    use std::sync::{Mutex, OnceLock};
+
+    use rustix::io::Errno;
+    use rustix::process::Pid;
+
+    use super::{ChildPlan, SpawnError, SpawnJob};
+    use crate::sealed_image::NullTerminated;
+
+    type Reply = SyncSender<Result<Pid, Errno>>;
+    /// The spawner's inbox, or why the spawner could not be started.
+    type Jobs = Mutex<Sender<(SpawnJob, Reply)>>;
+
+    static JOBS: OnceLock<Result<Jobs, String>> = OnceLock::new();
+
+    fn start() -> Result<Jobs, String> {
+        let (jobs, inbox) = channel::<(SpawnJob, Reply)>();
+        std::thread::Builder::new()
+            .name("coffer-spawner".into())
+            .spawn(move || {
+                // The sender lives in a static: `recv` never fails, and this thread never ends
+                // before the process does.
+                while let Ok((job, reply)) = inbox.recv() {
+                    let _ = reply.send(run(job));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Mutex::new(jobs))
+    }
+
+    fn run(job: SpawnJob) -> Result<Pid, Errno> {
+        let mut plan = ChildPlan {
+            parent: job.parent,
+            image: job.image,
+            report: job.report,
+            moved: vec![-1; job.fds.len()],
+            fds: job.fds,
+            floor: job.floor,
+            credentials: job.credentials,
+            keep_ipc_lock: job.keep_ipc_lock,
+            drop_bounding_set: job.drop_bounding_set,
+            argv: NullTerminated::new(&job.argv),
+            envp: NullTerminated::new(&job.envp),
+        };
+        super::sys::fork_and_exec(&mut plan)
+    }
+
+    /// Forks `job` on the spawner thread and returns the child's pid.
+    pub(super) fn fork(job: SpawnJob) -> Result<Pid, SpawnError> {
+        let jobs = JOBS
+            .get_or_init(start)
+            .as_ref()
+            .map_err(|e| SpawnError::Spawner(e.clone()))?;
+        let (reply, answer) = sync_channel(1);
+        jobs.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send((job, reply))
+            .map_err(|_| SpawnError::Spawner("the spawner thread has ended".into()))?;
+        answer
+            .recv()
+            .map_err(|_| SpawnError::Spawner("the spawner thread did not answer".into()))?
+            .map_err(SpawnError::Fork)
+    }
 }
 
 impl SealedImage {
@@ -486,6 +596,13 @@ mod sys {
                 .map_err(at(S::AmbientCapability))?;
         } else {
             rustix::thread::clear_ambient_capability_set().map_err(at(S::AmbientCapability))?;
+        }
+
+        // After every credential change, which would clear it (see the module documentation).
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+            .map_err(at(S::ParentDeathSignal))?;
+        if rustix::process::getppid() != Some(plan.parent) {
+            return Err((S::ParentGone, Errno::SRCH));
         }
 
         rustix::process::chdir(c"/").map_err(at(S::ChangeDirectory))?;

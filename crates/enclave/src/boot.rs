@@ -17,9 +17,6 @@ const PAGE: u64 = 4096;
 const MAX_HEAP: u64 = 64 << 30;
 /// The largest stack per worker, as `coffer-sign`'s configuration allows: 256 MiB.
 const MAX_STACK: u64 = 256 << 20;
-/// The longest interface id: a SHA-256 is 32 bytes; 64 leaves room without letting the daemon
-/// make the enclave hold megabytes.
-const MAX_INTERFACE_ID: usize = 64;
 
 /// Why the boot parameters were refused. Each names the field at fault.
 #[derive(Debug, Error)]
@@ -48,8 +45,8 @@ pub enum BootError {
     /// The channel geometry is invalid.
     #[error("boot channel geometry: {0}")]
     Layout(#[from] LayoutError),
-    /// The interface id is too long.
-    #[error("boot interface id has {0} bytes, more than {MAX_INTERFACE_ID}")]
+    /// An OCALL interface id came without an ECALL interface id.
+    #[error("boot gives an OCALL interface id ({0} bytes in all) without an ECALL interface id")]
     InterfaceId(usize),
     /// Too many interface names, or one too long.
     #[error(
@@ -96,8 +93,16 @@ impl Settings {
             });
         }
         let layout = ChannelLayout::new(boot.slot_count, boot.slot_size)?;
-        if boot.interface_id.len() > MAX_INTERFACE_ID {
-            return Err(BootError::InterfaceId(boot.interface_id.len()));
+        // The ECALL interface's id, then the OCALL interface's: what `crate::typed` compares.
+        let interface_id: Vec<u8> = boot
+            .ecall_interface
+            .iter()
+            .chain(boot.ocall_interface.iter())
+            .flatten()
+            .copied()
+            .collect();
+        if boot.ocall_interface.is_some() && boot.ecall_interface.is_none() {
+            return Err(BootError::InterfaceId(interface_id.len()));
         }
         if boot.interface_names.len() > MAX_INTERFACE_NAMES
             || boot
@@ -117,7 +122,7 @@ impl Settings {
             workers: boot.tcs_count,
             debug: boot.debug,
             layout,
-            interface_id: boot.interface_id,
+            interface_id,
             interface_names: boot.interface_names,
             switchless_spin: (boot.switchless_spin_ns != 0)
                 .then(|| std::time::Duration::from_nanos(boot.switchless_spin_ns)),
@@ -158,7 +163,8 @@ mod tests {
             debug,
             slot_count: 2,
             slot_size: 65536,
-            interface_id: vec![7; 32],
+            ecall_interface: Some([7; 32]),
+            ocall_interface: None,
             interface_names: vec!["Seven".into()],
             switchless_spin_ns: 0,
         }
@@ -225,10 +231,11 @@ mod tests {
             BootError::Layout(_)
         ));
         let mut b = boot(false);
-        b.interface_id = vec![0; 65];
+        b.ecall_interface = None;
+        b.ocall_interface = Some([0; 32]);
         assert!(matches!(
             Settings::from_boot(b).unwrap_err(),
-            BootError::InterfaceId(65)
+            BootError::InterfaceId(32)
         ));
     }
 

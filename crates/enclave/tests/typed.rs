@@ -73,15 +73,6 @@ fn rejects_a_host_serving_another_version_of_the_ocall_trait() {
 }
 
 #[test]
-fn rejects_an_interface_id_of_another_length() {
-    let reason = refusal(HELLO_INTERFACE.id[..16].to_vec(), &["Hello"]);
-    assert!(
-        reason.starts_with("interface mismatch: the host sent a 16-byte interface id"),
-        "{reason}"
-    );
-}
-
-#[test]
 fn accepts_the_same_interfaces_and_a_raw_host() {
     let ids = [HELLO_INTERFACE.id, HELLO_HOST_INTERFACE.id].concat();
     for interface_id in [HELLO_INTERFACE.id.to_vec(), ids, Vec::new()] {

@@ -87,7 +87,7 @@ mod platform;
 pub use coffer_channel::{Status, WaitPolicy};
 /// Typed interfaces: `#[ecalls]`, `#[ocalls]`, the proxies' `Transport` and their errors.
 pub use coffer_interface as interface;
-pub use coffer_proto::client::{EnclaveStatus, PlatformError, PlatformStatus};
+pub use coffer_proto::client::{EnclaveStatus, PlatformError, PlatformStatus, RequestError};
 pub use enclave::{
     EcallError, Enclave, EnclaveOptions, OcallDispatch, OcallHandler, SwitchlessConfig,
 };

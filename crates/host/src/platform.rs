@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use coffer_proto::FrameError;
-use coffer_proto::client::{CreateOptions, PlatformError, PlatformStatus, Request, Response};
+use coffer_proto::client::{
+    CreateOptions, InterfaceId, PlatformError, PlatformStatus, Request, Response,
+};
 
 use crate::enclave::{Enclave, EnclaveOptions};
 
@@ -29,6 +31,11 @@ pub enum HostError {
     Refused(#[from] PlatformError),
     #[error("the platform daemon answered out of turn: {0}")]
     Protocol(String),
+    #[error(
+        "interface ids of {len} bytes: give none (raw calls), the ECALL interface's 32, or 64 with \
+         the OCALL interface's"
+    )]
+    InterfaceIds { len: usize },
     #[error("the enclave's call channel could not be opened: {0}")]
     Channel(#[from] coffer_channel::CallError),
 }
@@ -91,8 +98,10 @@ impl Platform {
             path: bundle.to_owned(),
             source,
         })?;
+        let (ecall_interface, ocall_interface) = interfaces(&options.interface_id)?;
         let req = Request::Create(CreateOptions {
-            interface_id: options.interface_id.clone(),
+            ecall_interface,
+            ocall_interface,
             interface_names: options.interface_names.clone(),
             switchless_spin_ns: options
                 .switchless
@@ -127,6 +136,22 @@ impl Platform {
     /// Destroys an enclave by id (one this connection created, or any when the caller is root).
     pub fn destroy(&self, id: u64) -> Result<(), HostError> {
         destroy(&self.conn, id)
+    }
+}
+
+/// The typed interface ids of `EnclaveOptions::interface_id` (the ECALL interface's id, then
+/// optionally the OCALL interface's).
+fn interfaces(ids: &[u8]) -> Result<(Option<InterfaceId>, Option<InterfaceId>), HostError> {
+    let bad = || HostError::InterfaceIds { len: ids.len() };
+    let id = |bytes: &[u8]| InterfaceId::try_from(bytes).map_err(|_| bad());
+    match ids.len() {
+        0 => Ok((None, None)),
+        32 => Ok((Some(id(ids)?), None)),
+        64 => {
+            let (e, o) = ids.split_at(32);
+            Ok((Some(id(e)?), Some(id(o)?)))
+        }
+        _ => Err(bad()),
     }
 }
 

@@ -10,7 +10,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use coffer_host::interface::TransportError;
-use coffer_host::{Enclave, EnclaveOptions, HostError, Platform, PlatformError, SwitchlessConfig};
+use coffer_host::{
+    Enclave, EnclaveOptions, HostError, Platform, PlatformError, RequestError, SwitchlessConfig,
+};
 use coffer_platform::LaunchPolicy;
 use coffer_sign::EnclaveConfig;
 use coffer_testkit::{Daemon, enclave};
@@ -306,7 +308,10 @@ fn rejects_a_switchless_spin_above_the_cap() {
     });
     let err = platform.create_enclave_with(&path, o).unwrap_err();
     assert!(
-        matches!(&err, HostError::Refused(PlatformError::BadRequest(m)) if m.contains("switchless spin")),
+        matches!(
+            &err,
+            HostError::Refused(PlatformError::Invalid(RequestError::SwitchlessSpin { .. }))
+        ),
         "{err}"
     );
 }

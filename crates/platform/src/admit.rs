@@ -54,25 +54,26 @@ pub fn read_bundle(fd: OwnedFd) -> Result<Vec<u8>, PlatformError> {
         )));
     }
     let len = usize::try_from(meta.len()).map_err(|_| bad("the bundle is too large".into()))?;
-    // One byte more than announced, to notice a file that grows while it is read.
-    let mut bytes = vec![0u8; len + 1];
-    let mut got = 0;
-    while got < bytes.len() {
-        let rest = bytes.get_mut(got..).unwrap_or_default();
-        match file.read_at(rest, got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(bad(format!("reading the bundle failed: {e}"))),
-        }
-    }
-    if got != len {
-        return Err(bad(format!(
+    let mut bytes = vec![0u8; len];
+    let changed = |got: &str| {
+        bad(format!(
             "the bundle changed size while it was read ({len} bytes announced, {got} read)"
-        )));
+        ))
+    };
+    file.read_exact_at(&mut bytes, 0).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            changed("fewer")
+        } else {
+            bad(format!("reading the bundle failed: {e}"))
+        }
+    })?;
+    // One byte more than announced would mean a file that grew while it was read.
+    let mut more = [0u8; 1];
+    match file.read_at(&mut more, meta.len()) {
+        Ok(0) => Ok(bytes),
+        Ok(_) => Err(changed("more")),
+        Err(e) => Err(bad(format!("reading the bundle failed: {e}"))),
     }
-    bytes.truncate(len);
-    Ok(bytes)
 }
 
 /// Maps a verification failure to the refusal a client sees.
@@ -81,8 +82,8 @@ pub fn verify_error(e: BundleVerifyError) -> PlatformError {
         BundleVerifyError::Signature(_) => PlatformError::BadSignature(e.to_string()),
         BundleVerifyError::MeasurementMismatch { signed, computed } => {
             PlatformError::MeasurementMismatch {
-                expected: hex::encode(signed),
-                actual: hex::encode(computed),
+                expected: signed,
+                actual: computed,
             }
         }
         BundleVerifyError::AttributesOutsideMask {
@@ -90,9 +91,9 @@ pub fn verify_error(e: BundleVerifyError) -> PlatformError {
             signed,
             mask,
         } => PlatformError::AttributesMismatch {
-            attributes: hex::encode(enclave.to_array()),
-            required: hex::encode(signed.to_array()),
-            mask: hex::encode(mask.to_array()),
+            attributes: enclave.to_array(),
+            required: signed.to_array(),
+            mask: mask.to_array(),
         },
         other => PlatformError::BadBundle(other.to_string()),
     }
@@ -121,7 +122,7 @@ pub fn admit(
         && !list.allows(&verified.mrsigner())
     {
         return Err(PlatformError::SignerNotAllowed {
-            mrsigner: hex::encode(verified.mrsigner()),
+            mrsigner: verified.mrsigner(),
         });
     }
     let identity = identity(&verified, cpusvn);

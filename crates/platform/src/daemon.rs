@@ -2,46 +2,49 @@
 //! lifecycle of every enclave.
 //!
 //! ```text
-//! accept ──► client thread (SO_PEERCRED) ──Create──► admit ► charge EPC ► launch ► supervisor thread
+//! accept ──► client thread (SO_PEERCRED) ──Create──► admit ► reserve EPC ► launch ► supervisor thread
 //!                 │                        ──Destroy─► kill ► mark destroyed ► wait exit ► return EPC
 //!                 └── connection closed ──► destroy every enclave it created
 //! ```
 //!
 //! The socket is `0666` by default: any local user may create enclaves, as any member of the
-//! group owning `/dev/sgx_enclave` may on SGX hardware; `--socket-mode` narrows it (e.g. `0660`
-//! with a group). Clients are told apart by `SO_PEERCRED`: an enclave belongs to the connection
-//! that created it, and only that connection or root may destroy it.
+//! group owning `/dev/sgx_enclave` may on SGX hardware; `--socket-group` with `--socket-mode
+//! 0660` narrows it to a group. Clients are told apart by `SO_PEERCRED`: an enclave belongs to
+//! the connection that created it, only that connection or root may destroy it, and a caller
+//! other than root sees only its own uid's enclaves in the status.
+//!
+//! So that one local user cannot lock the others out (DESIGN §4, `docs/security.md`), the
+//! daemon can cap each uid's EPC (`epc_quota_per_uid`) and open connections
+//! (`max_connections_per_uid`), and close connections that hold no enclave after
+//! `idle_timeout` of silence. Root is never limited.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use coffer_boundary::Credentials;
 use coffer_channel::EnclaveState;
 use coffer_proto::client::{
-    CreateOptions, Created, PlatformError, PlatformStatus, Request, Response,
+    CreateOptions, Created, PlatformError, PlatformStatus, Request, RequestError, Response,
 };
 use coffer_proto::{FrameError, recv, send};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
-use crate::admit::{LaunchPolicy, admit, read_bundle};
-use crate::launch::{LaunchSpec, launch};
+use crate::admit::{admit, read_bundle};
+use crate::config::PlatformConfig;
+use crate::launcher;
 use crate::lost::code;
 use crate::services::CpuServices;
-use crate::state::{open_state_dir, random_bytes};
-use crate::supervisor::{Supervised, supervise};
-use crate::table::{AdmitError, NewEntry, State, Table};
+use crate::shared::{Gate, Shared};
+use crate::state::open_state_dir;
+use crate::table::{AdmitError, NewEntry, Reservation, State, Table};
 use crate::tcb::HostFacts;
-use crate::vm_size::VmSize;
 use crate::wait::readable;
 
 /// The most clients connected at once; each has a thread.
 pub const MAX_CLIENTS: usize = 256;
-/// The longest interface id a client may ask for (a SHA-256 is 32 bytes).
-pub const MAX_INTERFACE_ID: usize = 64;
 /// How many bundles are read and measured at once. A bundle may be a gigabyte: this bounds the
 /// memory and CPU that concurrent create requests can take before the EPC budget (which counts
 /// the image) takes over.
@@ -49,47 +52,13 @@ pub const MAX_CONCURRENT_ADMISSIONS: usize = 2;
 /// How long a destroy waits for the killed process to end before returning its EPC anyway.
 const EXIT_WAIT: Duration = Duration::from_secs(10);
 
-/// How the daemon is configured (`coffer platform serve` options).
-#[derive(Debug, Clone)]
-pub struct PlatformConfig {
-    pub vm_size: VmSize,
-    pub socket: PathBuf,
-    /// Permissions of the socket file (default 0666).
-    pub socket_mode: u32,
-    pub state_dir: PathBuf,
-    pub policy: LaunchPolicy,
-    /// Enclave `id` runs as uid and gid `uid_base + id` (when the daemon runs as root).
-    pub uid_base: u32,
-    /// How long an enclave may take to report ready.
-    pub ready_timeout: Duration,
-}
-
-impl PlatformConfig {
-    pub const DEFAULT_SOCKET_MODE: u32 = 0o666;
-    pub const DEFAULT_UID_BASE: u32 = 1_000_000;
-    pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
-
-    /// A configuration with the defaults for everything but the VM size, socket and state dir.
-    pub fn new(vm_size: VmSize, socket: PathBuf, state_dir: PathBuf) -> Self {
-        PlatformConfig {
-            vm_size,
-            socket,
-            socket_mode: Self::DEFAULT_SOCKET_MODE,
-            state_dir,
-            policy: LaunchPolicy::default(),
-            uid_base: Self::DEFAULT_UID_BASE,
-            ready_timeout: Self::DEFAULT_READY_TIMEOUT,
-        }
-    }
-}
-
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error("no randomness for the report KEYID: {0}")]
-    Random(rustix::io::Errno),
+    Random(#[source] getrandom::Error),
     #[error("{path} exists and is not a socket; refusing to replace it")]
     NotASocket { path: PathBuf },
     #[error("another daemon is already serving on {path}")]
@@ -109,77 +78,16 @@ pub enum ServeError {
     Accept(rustix::io::Errno),
 }
 
-/// State every thread of the daemon shares.
+/// A bound, ready platform daemon.
 #[derive(Debug)]
-pub struct Shared {
-    pub(crate) config: PlatformConfig,
-    pub(crate) services: CpuServices,
-    table: Mutex<Table>,
-    root: bool,
-    keep_ipc_lock: bool,
-    clients: AtomicUsize,
-    next_conn: AtomicU64,
-    admissions: Gate,
-}
-
-/// A counting gate: at most `limit` holders at once.
-#[derive(Debug)]
-struct Gate {
-    inside: Mutex<usize>,
-    freed: Condvar,
-    limit: usize,
-}
-
-/// A place in a [`Gate`], given back on drop.
-#[derive(Debug)]
-struct Pass<'a>(&'a Gate);
-
-impl Gate {
-    fn new(limit: usize) -> Self {
-        Gate {
-            inside: Mutex::new(0),
-            freed: Condvar::new(),
-            limit,
-        }
-    }
-
-    fn enter(&self) -> Pass<'_> {
-        let mut inside = self.inside.lock().unwrap_or_else(|e| e.into_inner());
-        while *inside >= self.limit {
-            inside = self.freed.wait(inside).unwrap_or_else(|e| e.into_inner());
-        }
-        *inside += 1;
-        Pass(self)
-    }
-}
-
-impl Drop for Pass<'_> {
-    fn drop(&mut self) {
-        let mut inside = self.0.inside.lock().unwrap_or_else(|e| e.into_inner());
-        *inside = inside.saturating_sub(1);
-        self.0.freed.notify_one();
-    }
-}
-
-impl Shared {
-    /// The enclave table. A thread that panicked while holding it cannot have left it half
-    /// changed (every change is a single insert, remove or field store), so a poisoned lock is
-    /// taken over rather than taking the daemon down.
-    pub(crate) fn table(&self) -> MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// A bound, ready daemon.
-#[derive(Debug)]
-pub struct Platform {
+pub struct PlatformDaemon {
     shared: Arc<Shared>,
     listener: OwnedFd,
     stopping: Arc<AtomicBool>,
 }
 
-/// Stops a [`Platform`] serving on another thread: [`Platform::serve`] accepts no more clients
-/// and returns `Ok(())`. Connections already accepted are served until they close.
+/// Stops a [`PlatformDaemon`] serving on another thread: [`PlatformDaemon::serve`] accepts no
+/// more clients and returns `Ok(())`. Connections already accepted are served until they close.
 #[derive(Debug)]
 pub struct StopHandle {
     listener: OwnedFd,
@@ -188,7 +96,7 @@ pub struct StopHandle {
 
 impl StopHandle {
     /// Shuts the listening socket for reading, which wakes the `accept` in
-    /// [`Platform::serve`] with an error that it then takes as the request to stop.
+    /// [`PlatformDaemon::serve`] with an error that it then takes as the request to stop.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Read);
@@ -203,12 +111,12 @@ struct Client {
     pid: i32,
 }
 
-impl Platform {
+impl PlatformDaemon {
     /// Loads (or creates) the state directory and binds the socket.
-    pub fn bind(config: PlatformConfig) -> Result<Platform, ServeError> {
+    pub fn bind(config: PlatformConfig) -> Result<PlatformDaemon, ServeError> {
         let state = open_state_dir(&config.state_dir)?;
         let mut keyid = [0u8; 32];
-        random_bytes(&mut keyid).map_err(ServeError::Random)?;
+        getrandom::fill(&mut keyid).map_err(ServeError::Random)?;
         let root = rustix::process::geteuid().is_root();
         let keep_ipc_lock = rustix::thread::capabilities(None)
             .map(|c| {
@@ -216,14 +124,20 @@ impl Platform {
                     .contains(rustix::thread::CapabilitySet::IPC_LOCK)
             })
             .unwrap_or(false);
-        let listener = bind_socket(&config.socket, config.socket_mode)?;
+        let listener = bind_socket(&config.socket, config.socket_mode, config.socket_group)?;
         let tcb = HostFacts::probe().tcb_status();
         tracing::info!(
             vm_size = config.vm_size.name,
             epc_bytes = config.vm_size.epc_bytes,
             socket = %config.socket.display(),
+            socket_group = config.socket_group,
+            cpusvn = %hex::encode(state.cpusvn),
+            owner_epoch = %hex::encode(state.owner_epoch),
             allow_debug = config.policy.allow_debug,
             allowlisted_signers = config.policy.signer_allowlist.as_ref().map(|l| l.len()),
+            epc_quota_per_uid = config.epc_quota_per_uid,
+            max_connections_per_uid = config.max_connections_per_uid,
+            idle_timeout_secs = config.idle_timeout.map(|t| t.as_secs()),
             "platform daemon ready; TCB status {tcb}"
         );
         if !root {
@@ -235,7 +149,7 @@ impl Platform {
             tracing::warn!("no CAP_IPC_LOCK: enclave secret memory is limited by RLIMIT_MEMLOCK");
         }
         let table = Mutex::new(Table::new(config.vm_size.epc_bytes));
-        Ok(Platform {
+        Ok(PlatformDaemon {
             shared: Arc::new(Shared {
                 config,
                 services: CpuServices::new(state.root, keyid),
@@ -243,6 +157,7 @@ impl Platform {
                 root,
                 keep_ipc_lock,
                 clients: AtomicUsize::new(0),
+                connections: Mutex::default(),
                 next_conn: AtomicU64::new(1),
                 admissions: Gate::new(MAX_CONCURRENT_ADMISSIONS),
             }),
@@ -251,8 +166,8 @@ impl Platform {
         })
     }
 
-    /// A handle that stops [`Platform::serve`] from another thread (it holds a duplicate of
-    /// the listening socket).
+    /// A handle that stops [`PlatformDaemon::serve`] from another thread (it holds a duplicate
+    /// of the listening socket).
     pub fn stop_handle(&self) -> Result<StopHandle, ServeError> {
         let listener = rustix::io::fcntl_dupfd_cloexec(&self.listener, 0).map_err(|source| {
             ServeError::Socket {
@@ -267,9 +182,9 @@ impl Platform {
         })
     }
 
-    /// The node's status, as `coffer platform status` shows it.
+    /// The node's status with every enclave, as root's `coffer platform status` shows it.
     pub fn status(&self) -> PlatformStatus {
-        status(&self.shared)
+        status(&self.shared, 0)
     }
 
     /// Accepts clients until the listener fails or a [`StopHandle`] stops it; each client gets
@@ -292,30 +207,75 @@ impl Platform {
                 }
                 Err(e) => return Err(ServeError::Accept(e)),
             };
+            let client = match rustix::net::sockopt::socket_peercred(&sock) {
+                Ok(cred) => Client {
+                    conn: self.shared.next_conn.fetch_add(1, Ordering::SeqCst),
+                    uid: cred.uid.as_raw(),
+                    pid: cred.pid.as_raw_nonzero().get(),
+                },
+                Err(e) => {
+                    tracing::warn!("SO_PEERCRED failed: {e}; closing the connection");
+                    continue;
+                }
+            };
             let shared = Arc::clone(&self.shared);
             if shared.clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
                 shared.clients.fetch_sub(1, Ordering::SeqCst);
-                let refusal = Response::Error(PlatformError::BadRequest(format!(
-                    "the daemon serves at most {MAX_CLIENTS} clients at once"
-                )));
-                let _ = send(sock.as_fd(), &refusal, &[]);
+                refuse(
+                    &sock,
+                    PlatformError::TooManyClients {
+                        limit: MAX_CLIENTS as u64,
+                    },
+                );
+                continue;
+            }
+            if let Err(limit) = shared.connected(client.uid) {
+                shared.clients.fetch_sub(1, Ordering::SeqCst);
+                tracing::info!(
+                    uid = client.uid,
+                    limit,
+                    "refused a connection over the uid's cap"
+                );
+                refuse(
+                    &sock,
+                    PlatformError::TooManyConnections {
+                        uid: client.uid,
+                        limit,
+                    },
+                );
                 continue;
             }
             let spawned = std::thread::Builder::new()
                 .name("coffer-client".into())
                 .spawn(move || {
-                    serve_client(&shared, sock);
+                    serve_client(&shared, client, sock);
+                    shared.disconnected(client.uid);
                     shared.clients.fetch_sub(1, Ordering::SeqCst);
                 });
             if let Err(e) = spawned {
                 tracing::error!("cannot start a client thread: {e}");
+                self.shared.disconnected(client.uid);
                 self.shared.clients.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
 }
 
-fn bind_socket(path: &Path, mode: u32) -> Result<OwnedFd, ServeError> {
+/// Answers a connection that will not be served with `why`, then closes it. What the client
+/// already sent is read and dropped first: a Unix socket closed with unread data resets the
+/// connection, and the client would see the reset instead of the refusal.
+fn refuse(sock: &OwnedFd, why: PlatformError) {
+    let _ = send(sock.as_fd(), &Response::Error(why), &[]);
+    let mut buf = [0u8; 512];
+    for _ in 0..16 {
+        match rustix::net::recv(sock, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((0, _)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn bind_socket(path: &Path, mode: u32, group: Option<u32>) -> Result<OwnedFd, ServeError> {
     let sock_err = |what: &'static str| {
         let path = path.to_owned();
         move |source| ServeError::Socket { path, what, source }
@@ -326,7 +286,7 @@ fn bind_socket(path: &Path, mode: u32) -> Result<OwnedFd, ServeError> {
                 path: path.to_owned(),
             });
         }
-        if crate::client::connect(path).is_ok() {
+        if coffer_proto::connect(path).is_ok() {
             return Err(ServeError::InUse {
                 path: path.to_owned(),
             });
@@ -345,6 +305,11 @@ fn bind_socket(path: &Path, mode: u32) -> Result<OwnedFd, ServeError> {
     .map_err(sock_err("socket"))?;
     let addr = SocketAddrUnix::new(path).map_err(sock_err("naming"))?;
     rustix::net::bind(&sock, &addr).map_err(sock_err("bind"))?;
+    // Group and mode are set before `listen`: nobody can connect before they hold.
+    if let Some(gid) = group {
+        rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))
+            .map_err(sock_err("chgrp"))?;
+    }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
         ServeError::SocketFile {
             path: path.to_owned(),
@@ -355,31 +320,51 @@ fn bind_socket(path: &Path, mode: u32) -> Result<OwnedFd, ServeError> {
     Ok(sock)
 }
 
-fn serve_client(shared: &Arc<Shared>, sock: OwnedFd) {
-    let cred = match rustix::net::sockopt::socket_peercred(&sock) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!("SO_PEERCRED failed: {e}; closing the connection");
-            return;
+/// Whether connection `conn` holds an enclave (in any state).
+fn holds_enclave(shared: &Shared, conn: u64) -> bool {
+    shared.table().enclaves.values().any(|e| e.conn == conn)
+}
+
+/// Waits for the next request. With an idle timeout, a connection that holds no enclave and
+/// stays silent that long is closed (`false`); one that holds an enclave waits on.
+fn await_request(shared: &Shared, client: Client, sock: &OwnedFd) -> bool {
+    let Some(idle) = shared.config.idle_timeout else {
+        return true;
+    };
+    loop {
+        match readable(&[sock.as_fd()], idle) {
+            Ok(r) if r.first().copied().unwrap_or(false) => return true,
+            Ok(_) if !holds_enclave(shared, client.conn) => {
+                tracing::info!(
+                    conn = client.conn,
+                    uid = client.uid,
+                    "closing a connection idle for {idle:?} that holds no enclave"
+                );
+                return false;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(conn = client.conn, "waiting for a request failed: {e}");
+                return false;
+            }
         }
-    };
-    let client = Client {
-        conn: shared.next_conn.fetch_add(1, Ordering::SeqCst),
-        uid: cred.uid.as_raw(),
-        pid: cred.pid.as_raw_nonzero().get(),
-    };
+    }
+}
+
+fn serve_client(shared: &Arc<Shared>, client: Client, sock: OwnedFd) {
     tracing::debug!(
         conn = client.conn,
         uid = client.uid,
         pid = client.pid,
         "client connected"
     );
-    loop {
+    while await_request(shared, client, &sock) {
         let (request, fds) = match recv::<Request>(sock.as_fd()) {
             Ok(r) => r,
             Err(FrameError::Closed) => break,
             Err(
                 e @ (FrameError::Decode(_)
+                | FrameError::TrailingBytes(_)
                 | FrameError::Truncated
                 | FrameError::TooManyFds
                 | FrameError::TooLarge(_)),
@@ -395,6 +380,13 @@ fn serve_client(shared: &Arc<Shared>, sock: OwnedFd) {
                 break;
             }
         };
+        if let Err(e) = request.check(fds.len()) {
+            tracing::debug!(conn = client.conn, "refused {}: {e}", request.name());
+            if send(sock.as_fd(), &Response::Error(e.into()), &[]).is_err() {
+                break;
+            }
+            continue;
+        }
         let (reply, channel_fd) = match request {
             Request::Create(options) => match create(shared, client, options, fds) {
                 Ok((created, fd)) => (Response::Created(created), Some(fd)),
@@ -404,7 +396,7 @@ fn serve_client(shared: &Arc<Shared>, sock: OwnedFd) {
                 Ok(()) => (Response::Destroyed { id }, None),
                 Err(e) => (Response::Error(e), None),
             },
-            Request::Status => (Response::Status(status(shared)), None),
+            Request::Status => (Response::Status(status(shared, client.uid)), None),
         };
         let attached: Vec<_> = channel_fd.iter().map(|fd| fd.as_fd()).collect();
         if let Err(e) = send(sock.as_fd(), &reply, &attached) {
@@ -428,7 +420,9 @@ fn serve_client(shared: &Arc<Shared>, sock: OwnedFd) {
     tracing::debug!(conn = client.conn, "client disconnected");
 }
 
-fn status(shared: &Shared) -> PlatformStatus {
+/// The node's status as `uid` may see it: root sees every enclave, anyone else only the
+/// enclaves its uid created (their pids, measurements and owners are nobody else's business).
+fn status(shared: &Shared, uid: u32) -> PlatformStatus {
     let tcb = HostFacts::probe().tcb_status();
     let t = shared.table();
     PlatformStatus {
@@ -436,31 +430,13 @@ fn status(shared: &Shared) -> PlatformStatus {
         epc_total: t.epc.total(),
         epc_used: t.epc.used(),
         tcb,
-        enclaves: t.enclaves.values().map(|e| e.status()).collect(),
+        enclaves: t
+            .enclaves
+            .values()
+            .filter(|e| uid == 0 || e.owner_uid == uid)
+            .map(|e| e.status())
+            .collect(),
     }
-}
-
-/// The interface names and the switchless spin reach the enclave as they are: refuse sizes that
-/// would make it hold or spin more than a host can reasonably ask for.
-fn check_call_options(options: &CreateOptions) -> Result<(), PlatformError> {
-    use coffer_proto::enclave::{MAX_INTERFACE_NAME, MAX_INTERFACE_NAMES, MAX_SWITCHLESS_SPIN_NS};
-    if options.interface_names.len() > MAX_INTERFACE_NAMES
-        || options
-            .interface_names
-            .iter()
-            .any(|n| n.len() > MAX_INTERFACE_NAME)
-    {
-        return Err(PlatformError::BadRequest(format!(
-            "at most {MAX_INTERFACE_NAMES} interface names of {MAX_INTERFACE_NAME} bytes each"
-        )));
-    }
-    if options.switchless_spin_ns > MAX_SWITCHLESS_SPIN_NS {
-        return Err(PlatformError::BadRequest(format!(
-            "a switchless spin of {} ns exceeds {MAX_SWITCHLESS_SPIN_NS} ns",
-            options.switchless_spin_ns
-        )));
-    }
-    Ok(())
 }
 
 fn create(
@@ -469,164 +445,76 @@ fn create(
     options: CreateOptions,
     mut fds: Vec<OwnedFd>,
 ) -> Result<(Created, OwnedFd), PlatformError> {
-    if fds.len() != 1 {
-        return Err(PlatformError::BadRequest(format!(
-            "Create needs exactly one attached descriptor (the bundle file), got {}",
-            fds.len()
-        )));
-    }
-    if options.interface_id.len() > MAX_INTERFACE_ID {
-        return Err(PlatformError::BadRequest(format!(
-            "interface id of {} bytes exceeds {MAX_INTERFACE_ID}",
-            options.interface_id.len()
-        )));
-    }
-    check_call_options(&options)?;
-    let pass = shared.admissions.enter();
-    let bytes = read_bundle(fds.remove(0))?;
-    let admitted = admit(
-        &bytes,
-        &shared.config.policy,
-        shared.services.cpusvn(),
-        |asked| {
-            let free = shared.table().epc.free();
-            if asked > free {
-                return Err(epc_exhausted(shared, asked, free));
-            }
-            Ok(())
-        },
-    )?;
-    drop(bytes);
-    drop(pass);
+    // `Request::check` saw exactly one descriptor.
+    let bundle_fd = fds
+        .pop()
+        .ok_or(PlatformError::Invalid(RequestError::Descriptors {
+            request: "Create".into(),
+            wanted: 1,
+            got: 0,
+        }))?;
+    let quota = shared.config.epc_quota_per_uid.filter(|_| client.uid != 0);
+    let admitted = {
+        let _pass = shared.admissions.enter();
+        let bytes = read_bundle(bundle_fd)?;
+        admit(
+            &bytes,
+            &shared.config.policy,
+            shared.services.cpusvn(),
+            |asked| {
+                let t = shared.table();
+                if let Some(quota) = quota {
+                    let in_use = t.epc_of(client.uid);
+                    if in_use.saturating_add(asked) > quota {
+                        return Err(quota_exceeded(client.uid, quota, in_use, asked));
+                    }
+                }
+                let free = t.epc.free();
+                if asked > free {
+                    return Err(epc_exhausted(shared, asked, free));
+                }
+                Ok(())
+            },
+        )?
+    };
     let b = &admitted.bundle;
-    let config = b.config();
-    let max_call_size = u32::try_from(config.max_call_size).map_err(|_| {
-        PlatformError::BadBundle(format!(
-            "max_call_size {} is too large",
-            config.max_call_size
-        ))
-    })?;
-    let epc_bytes = b.epc_size();
-
-    let admission = shared.table().admit(NewEntry {
-        conn: client.conn,
-        owner_uid: client.uid,
-        mrenclave: b.mrenclave(),
-        mrsigner: b.mrsigner(),
-        debug: b.debug(),
-        epc_bytes,
-    });
-    let id = match admission {
-        Ok(id) => id,
-        Err(AdmitError::Epc(e)) => return Err(epc_exhausted(shared, e.asked, e.free)),
-        Err(AdmitError::TooMany) => {
-            return Err(PlatformError::LaunchFailed(format!(
-                "the node runs the maximum of {} enclaves",
-                crate::table::MAX_ENCLAVES
-            )));
-        }
-    };
-
-    let credentials = if shared.root {
-        let uid = u32::try_from(id)
-            .ok()
-            .and_then(|id| shared.config.uid_base.checked_add(id))
-            .filter(|uid| *uid != u32::MAX);
-        match uid {
-            Some(uid) => Some(Credentials { uid, gid: uid }),
-            None => {
-                shared.table().remove(id);
-                return Err(PlatformError::LaunchFailed(format!(
-                    "no uid left for enclave {id} above the uid base {}",
-                    shared.config.uid_base
-                )));
-            }
-        }
-    } else {
-        None
-    };
-
-    let started = Instant::now();
-    let launched = launch(LaunchSpec {
-        id,
-        image: b.image(),
-        identity: &admitted.identity,
-        heap_size: config.heap_size,
-        stack_size: config.stack_size,
-        tcs_count: config.tcs_count,
-        debug: b.debug(),
-        max_call_size,
-        interface_id: options.interface_id,
-        interface_names: options.interface_names,
-        switchless_spin_ns: options.switchless_spin_ns,
-        credentials,
-        keep_ipc_lock: shared.keep_ipc_lock,
-        ready_timeout: shared.config.ready_timeout,
-    });
-    let launched = match launched {
-        Ok(l) => l,
-        Err(e) => {
-            shared.table().remove(id);
-            tracing::warn!(id, "launch failed: {e}");
-            return Err(PlatformError::LaunchFailed(e.to_string()));
-        }
-    };
-    if !launched.secret_memory && !b.debug() {
-        tracing::warn!(id, "a production enclave runs without secret memory");
-    }
-
-    let live = Arc::new(launched.live);
-    let pid = live.child.pid();
-    {
-        let mut t = shared.table();
-        if let Some(entry) = t.enclaves.get_mut(&id) {
-            entry.state = State::Running;
-            entry.live = Some(Arc::clone(&live));
-        }
-    }
-    let supervised = Supervised {
-        id,
-        live: Arc::clone(&live),
-        socket: launched.socket,
-        identity: admitted.identity.clone(),
-        debug: b.debug(),
-    };
-    let shared_for_thread = Arc::clone(shared);
-    let spawned = std::thread::Builder::new()
-        .name(format!("coffer-enclave-{id}"))
-        .spawn(move || supervise(shared_for_thread, supervised));
-    if let Err(e) = spawned {
-        let _ = live.child.kill();
-        let _ = live.child.wait();
-        shared.table().remove(id);
-        return Err(PlatformError::Internal(format!(
-            "cannot start the enclave's supervisor thread: {e}"
-        )));
-    }
-    tracing::info!(
-        id,
-        pid,
-        uid = credentials.map(|c| c.uid),
-        owner_uid = client.uid,
-        mrenclave = %hex::encode(b.mrenclave()),
-        epc_bytes,
-        debug = b.debug(),
-        millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "enclave created"
-    );
-    Ok((
-        Created {
-            id,
-            pid,
+    let reservation = Reservation::new(
+        &shared.table,
+        NewEntry {
+            conn: client.conn,
+            owner_uid: client.uid,
             mrenclave: b.mrenclave(),
             mrsigner: b.mrsigner(),
             debug: b.debug(),
-            epc_bytes,
-            slot_count: config.tcs_count,
-            slot_size: max_call_size,
+            epc_bytes: b.epc_size(),
         },
-        launched.channel_fd,
-    ))
+        quota,
+    )
+    .map_err(|e| match e {
+        AdmitError::Epc(e) => epc_exhausted(shared, e.asked, e.free),
+        AdmitError::Quota {
+            in_use,
+            asked,
+            quota,
+        } => quota_exceeded(client.uid, quota, in_use, asked),
+        AdmitError::TooMany => PlatformError::TooManyEnclaves {
+            limit: crate::table::MAX_ENCLAVES as u64,
+        },
+    })?;
+    let created = launcher::start(shared, &reservation, &admitted, options, client.uid)?;
+    reservation.commit();
+    Ok(created)
+}
+
+fn quota_exceeded(uid: u32, quota: u64, in_use: u64, requested: u64) -> PlatformError {
+    let e = PlatformError::EpcQuotaExceeded {
+        uid,
+        quota,
+        in_use,
+        requested,
+    };
+    tracing::info!("refused: {e}");
+    e
 }
 
 fn epc_exhausted(shared: &Shared, asked: u64, free: u64) -> PlatformError {
@@ -688,63 +576,4 @@ fn destroy(shared: &Shared, client: Client, id: u64) -> Result<(), PlatformError
     shared.table().remove(id);
     tracing::info!(id, by_uid = client.uid, "enclave destroyed");
     Ok(())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use std::sync::atomic::AtomicUsize;
-
-    use super::*;
-
-    #[test]
-    fn the_admission_gate_lets_in_at_most_its_limit() {
-        let gate = Arc::new(Gate::new(2));
-        let inside = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let (gate, inside, most) = (gate.clone(), inside.clone(), most.clone());
-                std::thread::spawn(move || {
-                    let _pass = gate.enter();
-                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(10));
-                    inside.fetch_sub(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let most = most.load(Ordering::SeqCst);
-        assert!((1..=2).contains(&most), "{most} inside at once");
-        assert_eq!(*gate.inside.lock().unwrap(), 0);
-    }
-
-    #[test]
-    fn rejects_oversized_interface_names_and_switchless_spins() {
-        let ok = CreateOptions {
-            interface_id: vec![1; 64],
-            interface_names: vec!["Hello".into(), "HelloHost".into()],
-            switchless_spin_ns: 10_000_000,
-        };
-        check_call_options(&ok).unwrap();
-        let mut names = ok.clone();
-        names.interface_names.push("Third".into());
-        let err = check_call_options(&names).unwrap_err();
-        assert!(
-            err.to_string().contains("at most 2 interface names"),
-            "{err}"
-        );
-        let mut long = ok.clone();
-        long.interface_names[0] = "x".repeat(129);
-        assert!(check_call_options(&long).is_err());
-        let mut spin = ok;
-        spin.switchless_spin_ns += 1;
-        assert_eq!(
-            check_call_options(&spin).unwrap_err().to_string(),
-            "malformed request: a switchless spin of 10000001 ns exceeds 10000000 ns"
-        );
-    }
 }

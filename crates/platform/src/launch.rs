@@ -33,6 +33,8 @@ pub enum LaunchError {
     Seal(#[from] coffer_boundary::sealed_image::SealedImageError),
     #[error("{0}")]
     Spawn(#[from] coffer_boundary::process::SpawnError),
+    #[error("the boot parameters break the protocol's limits: {0}")]
+    BadBoot(#[source] coffer_proto::enclave::MessageError),
     #[error("sending Boot to the enclave failed: {0}")]
     Boot(FrameError),
     #[error("the enclave did not report ready within {0:?}")]
@@ -60,7 +62,8 @@ pub struct LaunchSpec<'a> {
     pub tcs_count: u32,
     pub debug: bool,
     pub max_call_size: u32,
-    pub interface_id: Vec<u8>,
+    pub ecall_interface: Option<coffer_proto::client::InterfaceId>,
+    pub ocall_interface: Option<coffer_proto::client::InterfaceId>,
     pub interface_names: Vec<String>,
     pub switchless_spin_ns: u64,
     /// `None`: keep the daemon's uid (a daemon not running as root).
@@ -111,14 +114,18 @@ pub fn launch(spec: LaunchSpec<'_>) -> Result<Launched, LaunchError> {
         debug: spec.debug,
         slot_count: layout.slot_count,
         slot_size: layout.slot_size,
-        interface_id: spec.interface_id,
+        ecall_interface: spec.ecall_interface,
+        ocall_interface: spec.ocall_interface,
         interface_names: spec.interface_names,
         switchless_spin_ns: spec.switchless_spin_ns,
     };
-    let ready = match send(socket.as_fd(), &boot, &[]) {
-        Ok(()) => await_ready(&child, &socket, spec.ready_timeout),
-        Err(FrameError::Closed) => Err(ended(&child)),
-        Err(e) => Err(LaunchError::Boot(e)),
+    let ready = match boot.check() {
+        Err(e) => Err(LaunchError::BadBoot(e)),
+        Ok(()) => match send(socket.as_fd(), &boot, &[]) {
+            Ok(()) => await_ready(&child, &socket, spec.ready_timeout),
+            Err(FrameError::Closed) => Err(ended(&child)),
+            Err(e) => Err(LaunchError::Boot(e)),
+        },
     };
     match ready {
         Ok(secret_memory) => {
@@ -160,7 +167,7 @@ fn await_ready(
             Ok((other, _)) => {
                 return Err(LaunchError::Protocol(format!(
                     "it sent {} before Ready",
-                    message_name(&other)
+                    other.name()
                 )));
             }
             Err(FrameError::Closed) => return Err(ended(child)),
@@ -182,18 +189,5 @@ fn ended(child: &EnclaveChild) -> LaunchError {
     match child.wait() {
         Ok(status) => LaunchError::Ended(exit_reason(status).1),
         Err(e) => LaunchError::Wait(e),
-    }
-}
-
-/// A message's name, for logs and errors (never its content).
-pub fn message_name(m: &EnclaveMessage) -> &'static str {
-    match m {
-        EnclaveMessage::Ready { .. } => "Ready",
-        EnclaveMessage::Failed { .. } => "Failed",
-        EnclaveMessage::Lost { .. } => "Lost",
-        EnclaveMessage::Egetkey { .. } => "Egetkey",
-        EnclaveMessage::Ereport { .. } => "Ereport",
-        EnclaveMessage::Quote { .. } => "Quote",
-        EnclaveMessage::QeTargetinfo => "QeTargetinfo",
     }
 }

@@ -7,15 +7,17 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`daemon`] | the socket, client connections, create / destroy / status, ownership |
+//! | `daemon` | the socket, client connections, create / destroy / status, ownership, per-uid limits |
+//! | `shared`, `config` | what every thread shares; the daemon's configuration ([`PlatformConfig`]) |
+//! | `launcher` | from a reservation to a running, supervised enclave |
 //! | [`admit`] | reading a bundle from a client's descriptor, verification, launch policy, the enclave's identity |
-//! | [`epc`], [`table`] | the EPC ledger and the enclave table, under one lock |
-//! | [`launch`] | starting the enclave process and bringing it to `Ready` |
-//! | [`supervisor`] | one thread per enclave: CPU services, tracer poll, exit and loss |
-//! | [`services`] | EGETKEY / EREPORT with the identity the daemon holds |
-//! | [`state`] | the state directory: root key, owner epoch, CPUSVN |
+//! | `epc`, `table` | the EPC ledger and the enclave table, under one lock |
+//! | `launch` | starting the enclave process and bringing it to `Ready` |
+//! | `supervisor` | one thread per enclave: CPU services, tracer poll, exit and loss |
+//! | `services` | EGETKEY / EREPORT with the identity the daemon holds |
+//! | `state` | the state directory: root key, owner epoch, CPUSVN |
 //! | [`tcb`] | the TCB status: what protects enclaves on this host, and each channel open to root, as an advisory |
-//! | [`vm_size`], [`allowlist`], [`lost`], [`tracer_watch`] | VM sizes, the signer allowlist, loss reasons, the tracer poll |
+//! | [`vm_size`], [`allowlist`], `lost`, `tracer_watch` | VM sizes, the signer allowlist, loss reasons, the tracer poll |
 //!
 //! It stays small in dependencies, in the spirit of Firecracker's jailer: std threads (one per
 //! client and one per enclave), no async runtime, and every kernel call through
@@ -29,22 +31,26 @@
 
 pub mod admit;
 pub mod allowlist;
-pub mod client;
-pub mod daemon;
-pub mod epc;
-pub mod launch;
-pub mod lost;
-pub mod services;
-pub mod state;
-pub mod supervisor;
-pub mod table;
+mod config;
+mod daemon;
+mod epc;
+mod launch;
+mod launcher;
+mod lost;
+mod services;
+mod shared;
+mod state;
+mod supervisor;
+mod table;
 pub mod tcb;
-pub mod tracer_watch;
+mod tracer_watch;
 pub mod vm_size;
 mod wait;
 
 pub use admit::LaunchPolicy;
-pub use allowlist::SignerAllowlist;
-pub use daemon::{Platform, PlatformConfig, ServeError, StopHandle};
+pub use allowlist::{AllowlistError, SignerAllowlist};
+pub use config::PlatformConfig;
+pub use daemon::{MAX_CLIENTS, MAX_CONCURRENT_ADMISSIONS, PlatformDaemon, ServeError, StopHandle};
+pub use state::StateError;
 pub use tcb::{Advisory, HostFacts, TcbLevel, TcbStatus};
 pub use vm_size::{UnknownVmSize, VmSize};

@@ -68,7 +68,7 @@ pub enum StateError {
     #[error("{path} does not hold 32 hex characters")]
     NotHex { path: PathBuf },
     #[error("no randomness for the root key: {0}")]
-    Random(rustix::io::Errno),
+    Random(#[source] getrandom::Error),
 }
 
 /// The platform identity loaded from (or first created in) a state directory.
@@ -77,20 +77,6 @@ pub struct PlatformState {
     pub root: PlatformRoot,
     pub owner_epoch: [u8; 16],
     pub cpusvn: [u8; 16],
-}
-
-/// Fills `buf` from the kernel's random source.
-pub fn random_bytes(buf: &mut [u8]) -> Result<(), rustix::io::Errno> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = buf.get_mut(filled..).unwrap_or(&mut []);
-        match rustix::rand::getrandom(rest, rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Opens the state directory, creating it and its files on the first start.
@@ -122,7 +108,7 @@ pub fn open_state_dir(dir: &Path) -> Result<PlatformState, StateError> {
     let mut root_key = Zeroizing::new([0u8; 16]);
     let key_path = dir.join(ROOT_KEY_FILE);
     if !exists(&key_path) {
-        random_bytes(&mut root_key[..]).map_err(StateError::Random)?;
+        getrandom::fill(&mut root_key[..]).map_err(StateError::Random)?;
         create_once(dir, ROOT_KEY_FILE, &root_key[..])?;
         tracing::info!("created a new platform root key");
     }
@@ -162,7 +148,7 @@ fn check_private(path: &Path, meta: &std::fs::Metadata, uid: u32) -> Result<(), 
 /// Writes `name` with `content` (mode 0600) unless it exists; a concurrent creator wins cleanly.
 fn create_once(dir: &Path, name: &str, content: &[u8]) -> Result<(), StateError> {
     let mut nonce = [0u8; 8];
-    random_bytes(&mut nonce).map_err(StateError::Random)?;
+    getrandom::fill(&mut nonce).map_err(StateError::Random)?;
     let tmp = dir.join(format!(".{name}.{}", hex::encode(nonce)));
     let io = |path: &Path| {
         let path = path.to_owned();

@@ -16,10 +16,9 @@ use coffer_proto::enclave::{DaemonReply, EnclaveMessage};
 use coffer_proto::{FrameError, recv, send};
 use zeroize::Zeroize;
 
-use crate::daemon::Shared;
-use crate::launch::message_name;
 use crate::lost::{code, exit_reason};
 use crate::services::Outcome;
+use crate::shared::Shared;
 use crate::table::Live;
 use crate::tracer_watch::find_tracer;
 use crate::wait::readable;
@@ -106,7 +105,12 @@ fn serve_one(shared: &Shared, s: &Supervised) -> bool {
     let msg = match recv::<EnclaveMessage>(s.socket.as_fd()) {
         Ok((msg, _fds)) => msg,
         Err(FrameError::Closed) => return false,
-        Err(e @ (FrameError::Decode(_) | FrameError::Truncated | FrameError::TooManyFds)) => {
+        Err(
+            e @ (FrameError::Decode(_)
+            | FrameError::TrailingBytes(_)
+            | FrameError::Truncated
+            | FrameError::TooManyFds),
+        ) => {
             tracing::warn!(id = s.id, "malformed message from the enclave: {e}");
             let reply = DaemonReply::Error(format!("malformed message: {e}"));
             return send(s.socket.as_fd(), &reply, &[]).is_ok();
@@ -116,7 +120,12 @@ fn serve_one(shared: &Shared, s: &Supervised) -> bool {
             return false;
         }
     };
-    let name = message_name(&msg);
+    let name = msg.name();
+    if let Err(e) = msg.check() {
+        tracing::warn!(id = s.id, "malformed {name} from the enclave: {e}");
+        let reply = DaemonReply::Error(format!("malformed message: {e}"));
+        return send(s.socket.as_fd(), &reply, &[]).is_ok();
+    }
     match shared.services.handle(&s.identity, msg) {
         Outcome::Reply(mut reply) => {
             tracing::debug!(id = s.id, request = name, "CPU service");

@@ -2,7 +2,7 @@
 //! EPC ledger under the same lock.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use coffer_boundary::EnclaveChild;
 use coffer_channel::{Channel, EnclaveState};
@@ -75,7 +75,71 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdmitError {
     Epc(EpcExhausted),
+    /// The owner's enclaves already hold `in_use` bytes; `asked` more would exceed `quota`.
+    Quota {
+        in_use: u64,
+        asked: u64,
+        quota: u64,
+    },
     TooMany,
+}
+
+/// Takes the table's lock. A thread that panicked while holding it cannot have left it half
+/// changed (every change is a single insert, remove or field store), so a poisoned lock is
+/// taken over rather than taking the daemon down.
+pub fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
+    table.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A `Starting` entry and its EPC charge, held while the enclave is launched. Dropped without
+/// [`Reservation::commit`] (a refused or failed launch, on any path), it removes the entry and
+/// returns the EPC: the undo cannot be forgotten.
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    table: &'a Mutex<Table>,
+    id: u64,
+    committed: bool,
+}
+
+impl<'a> Reservation<'a> {
+    /// Charges the EPC (within the owner's `quota`, if any) and adds a `Starting` entry.
+    pub fn new(
+        table: &'a Mutex<Table>,
+        new: NewEntry,
+        quota: Option<u64>,
+    ) -> Result<Self, AdmitError> {
+        let id = lock(table).admit(new, quota)?;
+        Ok(Reservation {
+            table,
+            id,
+            committed: false,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The enclave runs: its entry becomes `Running` with its process and channel.
+    pub fn running(&self, live: Arc<Live>) {
+        if let Some(entry) = lock(self.table).enclaves.get_mut(&self.id) {
+            entry.state = State::Running;
+            entry.live = Some(live);
+        }
+    }
+
+    /// Keeps the entry: from now on its supervisor and its destroyer own it.
+    pub fn commit(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            lock(self.table).remove(self.id);
+        }
+    }
 }
 
 /// The enclaves and the EPC ledger.
@@ -106,10 +170,30 @@ impl Table {
         }
     }
 
-    /// Charges the EPC and adds a `Starting` entry, both or neither. Returns the new id.
-    pub fn admit(&mut self, new: NewEntry) -> Result<u64, AdmitError> {
+    /// The EPC the enclaves of `uid` hold now.
+    pub fn epc_of(&self, uid: u32) -> u64 {
+        self.enclaves
+            .values()
+            .filter(|e| e.owner_uid == uid && e.charged)
+            .map(|e| e.epc_bytes)
+            .sum()
+    }
+
+    /// Charges the EPC (within the owner's `quota`, if any) and adds a `Starting` entry, both or
+    /// neither. Returns the new id.
+    pub fn admit(&mut self, new: NewEntry, quota: Option<u64>) -> Result<u64, AdmitError> {
         if self.enclaves.len() >= MAX_ENCLAVES {
             return Err(AdmitError::TooMany);
+        }
+        if let Some(quota) = quota {
+            let in_use = self.epc_of(new.owner_uid);
+            if in_use.saturating_add(new.epc_bytes) > quota {
+                return Err(AdmitError::Quota {
+                    in_use,
+                    asked: new.epc_bytes,
+                    quota,
+                });
+            }
         }
         self.epc.charge(new.epc_bytes).map_err(AdmitError::Epc)?;
         let id = self.next_id;
@@ -198,10 +282,10 @@ mod tests {
     #[test]
     fn charges_at_admission_and_refuses_what_does_not_fit() {
         let mut t = Table::new(100);
-        let a = t.admit(new(1, 60)).unwrap();
+        let a = t.admit(new(1, 60), None).unwrap();
         assert_eq!(t.epc.used(), 60);
         assert_eq!(
-            t.admit(new(1, 41)),
+            t.admit(new(1, 41), None),
             Err(AdmitError::Epc(EpcExhausted {
                 asked: 41,
                 free: 40,
@@ -211,13 +295,13 @@ mod tests {
         assert_eq!(t.enclaves.len(), 1, "no partial enclave");
         t.remove(a).unwrap();
         assert_eq!(t.epc.used(), 0);
-        t.admit(new(1, 100)).unwrap();
+        t.admit(new(1, 100), None).unwrap();
     }
 
     #[test]
     fn keeps_a_lost_enclave_listed_with_its_epc_returned() {
         let mut t = Table::new(100);
-        let a = t.admit(new(1, 60)).unwrap();
+        let a = t.admit(new(1, 60), None).unwrap();
         t.enclaves.get_mut(&a).unwrap().state = State::Running;
         t.process_ended(a, 2, "crashed (signal 11)");
         let s = t.enclaves[&a].status();
@@ -225,7 +309,7 @@ mod tests {
         assert_eq!(s.lost_reason.as_deref(), Some("crashed (signal 11)"));
         assert_eq!(t.epc.used(), 0);
         // Removing it later does not return the EPC twice.
-        t.admit(new(1, 100)).unwrap();
+        t.admit(new(1, 100), None).unwrap();
         t.remove(a).unwrap();
         assert_eq!(t.epc.used(), 100);
     }
@@ -233,7 +317,7 @@ mod tests {
     #[test]
     fn keeps_the_first_loss_reason() {
         let mut t = Table::new(100);
-        let a = t.admit(new(1, 10)).unwrap();
+        let a = t.admit(new(1, 10), None).unwrap();
         t.enclaves.get_mut(&a).unwrap().state = State::Running;
         assert!(t.mark_lost(a, 4, "tracer attached (pid 7)"));
         t.process_ended(a, 2, "crashed (signal 9)");
@@ -247,7 +331,7 @@ mod tests {
     #[test]
     fn leaves_a_destroyed_enclave_to_its_destroyer() {
         let mut t = Table::new(100);
-        let a = t.admit(new(1, 10)).unwrap();
+        let a = t.admit(new(1, 10), None).unwrap();
         t.enclaves.get_mut(&a).unwrap().state = State::Destroying;
         t.process_ended(a, 2, "crashed (signal 9)");
         assert_eq!(t.enclaves[&a].state, State::Destroying);
@@ -257,11 +341,45 @@ mod tests {
     }
 
     #[test]
+    fn keeps_each_uid_within_its_quota() {
+        let mut t = Table::new(1000);
+        let a = t.admit(new(1, 60), Some(100)).unwrap();
+        assert_eq!(
+            t.admit(new(2, 41), Some(100)),
+            Err(AdmitError::Quota {
+                in_use: 60,
+                asked: 41,
+                quota: 100
+            })
+        );
+        let mut other = new(3, 100);
+        other.owner_uid = 2000;
+        t.admit(other, Some(100)).unwrap();
+        t.remove(a);
+        t.admit(new(1, 100), Some(100)).unwrap();
+    }
+
+    #[test]
+    fn a_dropped_reservation_returns_its_slot_and_epc() {
+        let table = Mutex::new(Table::new(100));
+        let r = Reservation::new(&table, new(1, 60), None).unwrap();
+        assert_eq!(lock(&table).epc.used(), 60);
+        drop(r);
+        assert_eq!(lock(&table).epc.used(), 0);
+        assert!(lock(&table).enclaves.is_empty());
+        let kept = Reservation::new(&table, new(1, 60), None).unwrap();
+        let id = kept.id();
+        kept.commit();
+        assert_eq!(lock(&table).enclaves[&id].epc_bytes, 60);
+        assert_eq!(lock(&table).epc.used(), 60);
+    }
+
+    #[test]
     fn refuses_more_than_the_enclave_cap() {
         let mut t = Table::new(u64::MAX);
         for _ in 0..MAX_ENCLAVES {
-            t.admit(new(1, 1)).unwrap();
+            t.admit(new(1, 1), None).unwrap();
         }
-        assert_eq!(t.admit(new(1, 1)), Err(AdmitError::TooMany));
+        assert_eq!(t.admit(new(1, 1), None), Err(AdmitError::TooMany));
     }
 }

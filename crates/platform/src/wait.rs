@@ -16,12 +16,6 @@ pub fn readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> Result<Vec<bool>, 
         tv_sec: i64::MAX,
         tv_nsec: 0,
     });
-    loop {
-        match poll(&mut pfds, Some(&ts)) {
-            Ok(_) => break,
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    rustix::io::retry_on_intr(|| poll(&mut pfds, Some(&ts)))?;
     Ok(pfds.iter().map(|p| !p.revents().is_empty()).collect())
 }

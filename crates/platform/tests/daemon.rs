@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use coffer_channel::{Channel, ChannelLayout, EnclaveState};
 use coffer_platform::{LaunchPolicy, SignerAllowlist};
-use coffer_proto::client::{PlatformError, Request, Response};
+use coffer_proto::client::{PlatformError, Request, RequestError, Response};
 use coffer_testkit::{is_root, require_root};
 use common::*;
 
@@ -246,8 +246,8 @@ fn rejects_a_bundle_with_one_code_byte_changed_naming_both_measurements() {
     assert_eq!(
         err,
         PlatformError::MeasurementMismatch {
-            expected: hex::encode(b.sigstruct().enclavehash),
-            actual: hex::encode(actual),
+            expected: b.sigstruct().enclavehash,
+            actual,
         }
     );
     let msg = err.to_string();
@@ -295,7 +295,8 @@ fn rejects_a_debug_enclave_without_allow_debug_and_accepts_it_with() {
 #[test]
 fn rejects_a_signer_not_on_the_allowlist_and_accepts_one_on_it() {
     let key = vector_key();
-    let mrsigner = hex::encode(key.verifying_key().mrsigner());
+    let mrsigner_bytes = key.verifying_key().mrsigner();
+    let mrsigner = hex::encode(mrsigner_bytes);
     let b = bundle(&key, &config(MIB, false), &ready_then_wait());
 
     let other = SignerAllowlist::parse(&format!("{}\n", "ab".repeat(32))).unwrap();
@@ -311,7 +312,7 @@ fn rejects_a_signer_not_on_the_allowlist_and_accepts_one_on_it() {
     assert_eq!(
         Client::connect(&d).create_err(&path),
         PlatformError::SignerNotAllowed {
-            mrsigner: mrsigner.clone()
+            mrsigner: mrsigner_bytes
         }
     );
 
@@ -456,7 +457,9 @@ fn refuses_malformed_create_requests() {
     let c = Client::connect(&d);
     let create = Request::Create(Default::default());
     match c.call(&create, &[]).0 {
-        Response::Error(PlatformError::BadRequest(m)) => assert!(m.contains("exactly one"), "{m}"),
+        Response::Error(e @ PlatformError::Invalid(RequestError::Descriptors { .. })) => {
+            assert!(e.to_string().contains("exactly 1"), "{e}")
+        }
         other => panic!("{other:?}"),
     }
     let (r, _w) = rustix::pipe::pipe().unwrap();
@@ -475,6 +478,36 @@ fn refuses_malformed_create_requests() {
     assert_eq!(c.status().epc_used, 0);
 }
 
+#[test]
+fn refuses_a_frame_with_one_trailing_byte() {
+    let d = start("Standard_DC2s_v2", LaunchPolicy::default(), TIMEOUT);
+    let c = Client::connect(&d);
+    let mut frame = postcard::to_stdvec(&Request::Status).unwrap();
+    // The well-formed frame is served...
+    rustix::net::send(&c.sock, &frame, rustix::net::SendFlags::empty()).unwrap();
+    assert!(matches!(
+        coffer_proto::recv::<Response>(c.sock.as_fd()).unwrap().0,
+        Response::Status(_)
+    ));
+    // ...the same frame with one byte more is refused, naming the byte.
+    frame.push(0);
+    rustix::net::send(&c.sock, &frame, rustix::net::SendFlags::empty()).unwrap();
+    match coffer_proto::recv::<Response>(c.sock.as_fd()).unwrap().0 {
+        Response::Error(e @ PlatformError::BadRequest(_)) => assert_eq!(
+            e.to_string(),
+            "malformed request: malformed message: 1 trailing bytes after the message"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A descriptor on a request that takes none is refused as well.
+    let (r, _w) = rustix::pipe::pipe().unwrap();
+    match c.call(&Request::Status, &[r.as_fd()]).0 {
+        Response::Error(PlatformError::Invalid(RequestError::Descriptors { got: 1, .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.status().epc_used, 0);
+}
+
 /// Run as another user by `rejects_a_destroy_from_another_users_connection`; does nothing
 /// when run directly.
 #[test]
@@ -487,13 +520,13 @@ fn helper_destroy_as_another_user() {
         return;
     };
     let id: u64 = id.parse().unwrap();
-    let sock = coffer_platform::client::connect(socket.as_ref()).unwrap();
-    let (resp, _) = coffer_platform::client::call(&sock, &Request::Destroy { id }, &[]).unwrap();
+    let c = Client::at(socket.as_ref());
+    let (resp, _) = c.call(&Request::Destroy { id }, &[]);
     match resp {
         Response::Error(PlatformError::PermissionDenied(m)) => println!("denied: {m}"),
         other => panic!("expected PermissionDenied, got {other:?}"),
     }
-    let (resp, _) = coffer_platform::client::call(&sock, &Request::Status, &[]).unwrap();
+    let (resp, _) = c.call(&Request::Status, &[]);
     assert!(matches!(resp, Response::Status(_)), "{resp:?}");
 }
 
@@ -548,7 +581,7 @@ fn helper_serve_as_another_user() {
         dir.join("platform.sock"),
         dir.join("state"),
     );
-    coffer_platform::Platform::bind(config)
+    coffer_platform::PlatformDaemon::bind(config)
         .unwrap()
         .serve()
         .unwrap();
@@ -573,7 +606,7 @@ fn keeps_enclaves_under_its_own_uid_when_not_root() {
     let socket = dir.path().join("platform.sock");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let c = loop {
-        if let Ok(sock) = coffer_platform::client::connect(&socket) {
+        if let Ok(sock) = coffer_proto::connect(&socket) {
             break Client { sock };
         }
         assert!(

@@ -203,8 +203,8 @@ fn rejects_hello_with_one_code_byte_changed() {
     assert_eq!(
         err,
         PlatformError::MeasurementMismatch {
-            expected: hex::encode(b.sigstruct().enclavehash),
-            actual: hex::encode(actual),
+            expected: b.sigstruct().enclavehash,
+            actual,
         }
     );
     let msg = err.to_string();
@@ -255,7 +255,7 @@ fn rejects_hello_from_a_signer_not_on_the_allowlist() {
     assert_eq!(
         refusal(create(&platform, &path)),
         PlatformError::SignerNotAllowed {
-            mrsigner: hex::encode(vector_key().verifying_key().mrsigner())
+            mrsigner: vector_key().verifying_key().mrsigner()
         }
     );
 }

@@ -195,7 +195,7 @@ fn helper_serve_a_platform() {
         dir.join("platform.sock"),
         dir.join("state"),
     );
-    coffer_platform::Platform::bind(config)
+    coffer_platform::PlatformDaemon::bind(config)
         .unwrap()
         .serve()
         .unwrap();
@@ -273,7 +273,7 @@ fn the_root_key_is_private_to_the_daemon_and_an_exposed_one_is_refused() {
             d.dir.path().join(name),
             state.clone(),
         );
-        coffer_platform::Platform::bind(config)
+        coffer_platform::PlatformDaemon::bind(config)
     };
     assert!(bind("ok.sock").is_ok());
     for mode in [0o640, 0o604, 0o620] {

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::enclave::{MAX_INTERFACE_NAME, MAX_INTERFACE_NAMES, MAX_SWITCHLESS_SPIN_NS};
+
 /// A request from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -17,13 +19,17 @@ pub enum Request {
     Status,
 }
 
+/// The id of a typed interface (`coffer-interface`): a SHA-256 of its description.
+pub type InterfaceId = [u8; 32];
+
 /// Options of a create request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CreateOptions {
-    /// The ids of the host's typed interfaces, 32 bytes each: the ECALL interface, then
-    /// (optionally) the OCALL interface it serves. The enclave refuses to start with others.
-    /// Empty when the host uses raw calls.
-    pub interface_id: Vec<u8>,
+    /// The id of the host's typed ECALL interface; the enclave refuses to start with another.
+    /// `None` when the host uses raw calls.
+    pub ecall_interface: Option<InterfaceId>,
+    /// The id of the typed OCALL interface the host serves (only with an ECALL interface).
+    pub ocall_interface: Option<InterfaceId>,
     /// The trait names of those interfaces, in the same order, so that the enclave can name a
     /// mismatch (at most [`crate::enclave::MAX_INTERFACE_NAMES`] of
     /// [`crate::enclave::MAX_INTERFACE_NAME`] bytes).
@@ -96,21 +102,32 @@ pub enum PlatformError {
     #[error("bad signature: {0}")]
     BadSignature(String),
     #[error(
-        "measurement mismatch: SIGSTRUCT ENCLAVEHASH is {expected} but the image and configuration measure {actual}"
+        "measurement mismatch: SIGSTRUCT ENCLAVEHASH is {} but the image and configuration measure {}",
+        hex::encode(.expected),
+        hex::encode(.actual)
     )]
-    MeasurementMismatch { expected: String, actual: String },
+    MeasurementMismatch {
+        expected: [u8; 32],
+        actual: [u8; 32],
+    },
     #[error(
-        "attributes {attributes} do not match SIGSTRUCT's required {required} under mask {mask}"
+        "attributes {} do not match SIGSTRUCT's required {} under mask {}",
+        hex::encode(.attributes),
+        hex::encode(.required),
+        hex::encode(.mask)
     )]
     AttributesMismatch {
-        attributes: String,
-        required: String,
-        mask: String,
+        attributes: [u8; 16],
+        required: [u8; 16],
+        mask: [u8; 16],
     },
     #[error("debug not allowed: this platform was started without --allow-debug")]
     DebugNotAllowed,
-    #[error("signer not allowed: MRSIGNER {mrsigner} is not on the platform's signer allowlist")]
-    SignerNotAllowed { mrsigner: String },
+    #[error(
+        "signer not allowed: MRSIGNER {} is not on the platform's signer allowlist",
+        hex::encode(.mrsigner)
+    )]
+    SignerNotAllowed { mrsigner: [u8; 32] },
     #[error(
         "EPC exhausted: the enclave needs {asked} bytes but only {free} of {total} bytes are free on this {vm_size} node"
     )]
@@ -120,14 +137,209 @@ pub enum PlatformError {
         total: u64,
         vm_size: String,
     },
+    #[error(
+        "EPC quota exceeded: uid {uid} holds {in_use} bytes of EPC and asks for {requested} more, \
+         over the per-uid quota of {quota} bytes"
+    )]
+    EpcQuotaExceeded {
+        uid: u32,
+        quota: u64,
+        in_use: u64,
+        requested: u64,
+    },
+    #[error("the daemon serves at most {limit} clients at once")]
+    TooManyClients { limit: u64 },
+    #[error("the node runs the maximum of {limit} enclaves")]
+    TooManyEnclaves { limit: u64 },
+    #[error("uid {uid} already holds the maximum of {limit} connections to the daemon")]
+    TooManyConnections { uid: u32, limit: u32 },
     #[error("no enclave with id {0}")]
     NoSuchEnclave(u64),
     #[error("permission denied: {0}")]
     PermissionDenied(String),
     #[error("the enclave failed to start: {0}")]
     LaunchFailed(String),
+    /// The request broke one of the protocol's limits ([`Request::check`]).
+    #[error("malformed request: {0}")]
+    Invalid(#[from] RequestError),
+    /// The request could not be read (its frame, as [`crate::FrameError`] said).
     #[error("malformed request: {0}")]
     BadRequest(String),
     #[error("internal platform error: {0}")]
     Internal(String),
+}
+
+/// Why a well-framed request breaks the protocol's limits. Every limit on what a client may ask
+/// lives here, so that the daemon, the fuzz target and any other receiver check the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RequestError {
+    #[error(
+        "{request} needs exactly {wanted} attached descriptors (the bundle file for Create), got {got}"
+    )]
+    Descriptors {
+        request: String,
+        wanted: u32,
+        got: u32,
+    },
+    #[error("an OCALL interface id without an ECALL interface id")]
+    OcallWithoutEcall,
+    #[error(
+        "{count} interface names: at most {MAX_INTERFACE_NAMES} of {MAX_INTERFACE_NAME} bytes each"
+    )]
+    InterfaceNameCount { count: u64 },
+    #[error(
+        "an interface name of {len} bytes: at most {MAX_INTERFACE_NAMES} of {MAX_INTERFACE_NAME} bytes each"
+    )]
+    InterfaceNameLength { len: u64 },
+    #[error("a switchless spin of {ns} ns exceeds {MAX_SWITCHLESS_SPIN_NS} ns")]
+    SwitchlessSpin { ns: u64 },
+}
+
+fn len(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+impl Request {
+    /// The request's name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Create(_) => "Create",
+            Request::Destroy { .. } => "Destroy",
+            Request::Status => "Status",
+        }
+    }
+
+    /// Checks the request, received with `fds` descriptors attached, against the protocol's
+    /// limits: Create carries exactly one descriptor (the bundle) and options within
+    /// [`CreateOptions::check`]; the others carry none.
+    pub fn check(&self, fds: usize) -> Result<(), RequestError> {
+        let wanted = match self {
+            Request::Create(_) => 1,
+            Request::Destroy { .. } | Request::Status => 0,
+        };
+        if fds != wanted {
+            return Err(RequestError::Descriptors {
+                request: self.name().to_owned(),
+                wanted: u32::try_from(wanted).unwrap_or(u32::MAX),
+                got: u32::try_from(fds).unwrap_or(u32::MAX),
+            });
+        }
+        match self {
+            Request::Create(options) => options.check(),
+            Request::Destroy { .. } | Request::Status => Ok(()),
+        }
+    }
+}
+
+impl CreateOptions {
+    /// The interface ids and names and the switchless spin reach the enclave as they are:
+    /// refuse sizes that would make it hold or spin more than a host can reasonably ask for.
+    pub fn check(&self) -> Result<(), RequestError> {
+        check_interfaces(
+            self.ecall_interface.as_ref(),
+            self.ocall_interface.as_ref(),
+            &self.interface_names,
+        )?;
+        if self.switchless_spin_ns > MAX_SWITCHLESS_SPIN_NS {
+            return Err(RequestError::SwitchlessSpin {
+                ns: self.switchless_spin_ns,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The limits on interface ids and names, shared by [`CreateOptions`] and [`crate::enclave::Boot`].
+pub(crate) fn check_interfaces(
+    ecalls: Option<&InterfaceId>,
+    ocalls: Option<&InterfaceId>,
+    names: &[String],
+) -> Result<(), RequestError> {
+    if ocalls.is_some() && ecalls.is_none() {
+        return Err(RequestError::OcallWithoutEcall);
+    }
+    if names.len() > MAX_INTERFACE_NAMES {
+        return Err(RequestError::InterfaceNameCount {
+            count: len(names.len()),
+        });
+    }
+    if let Some(long) = names.iter().find(|n| n.len() > MAX_INTERFACE_NAME) {
+        return Err(RequestError::InterfaceNameLength {
+            len: len(long.len()),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ok() -> CreateOptions {
+        CreateOptions {
+            ecall_interface: Some([1; 32]),
+            ocall_interface: Some([2; 32]),
+            interface_names: vec!["Hello".into(), "HelloHost".into()],
+            switchless_spin_ns: 10_000_000,
+        }
+    }
+
+    #[test]
+    fn rejects_a_lone_ocall_interface_oversized_names_and_switchless_spins() {
+        ok().check().unwrap();
+        let mut id = ok();
+        id.ecall_interface = None;
+        assert_eq!(id.check(), Err(RequestError::OcallWithoutEcall));
+        let mut names = ok();
+        names.interface_names.push("Third".into());
+        let err = names.check().unwrap_err();
+        assert!(
+            err.to_string().contains("at most 2 interface names")
+                || err.to_string().contains("at most 2 of 128 bytes"),
+            "{err}"
+        );
+        let mut long = ok();
+        long.interface_names[0] = "x".repeat(129);
+        assert_eq!(
+            long.check(),
+            Err(RequestError::InterfaceNameLength { len: 129 })
+        );
+        let mut spin = ok();
+        spin.switchless_spin_ns += 1;
+        assert_eq!(
+            PlatformError::from(spin.check().unwrap_err()).to_string(),
+            "malformed request: a switchless spin of 10000001 ns exceeds 10000000 ns"
+        );
+    }
+
+    #[test]
+    fn create_needs_one_descriptor_and_the_others_none() {
+        Request::Create(ok()).check(1).unwrap();
+        Request::Status.check(0).unwrap();
+        let err = Request::Create(ok()).check(0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Create needs exactly 1 attached descriptors (the bundle file for Create), got 0"
+        );
+        assert!(Request::Destroy { id: 1 }.check(1).is_err());
+    }
+
+    #[test]
+    fn names_measurements_in_hex() {
+        let e = PlatformError::MeasurementMismatch {
+            expected: [0xab; 32],
+            actual: [0x01; 32],
+        };
+        let msg = e.to_string();
+        assert!(msg.contains(&"ab".repeat(32)), "{msg}");
+        assert!(msg.contains(&"01".repeat(32)), "{msg}");
+        let q = PlatformError::EpcQuotaExceeded {
+            uid: 1000,
+            quota: 8 << 20,
+            in_use: 6 << 20,
+            requested: 4 << 20,
+        };
+        assert!(q.to_string().contains("quota of 8388608 bytes"), "{q}");
+    }
 }

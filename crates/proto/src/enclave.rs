@@ -22,6 +22,52 @@ pub const MAX_INTERFACE_NAME: usize = 128;
 /// after every call.
 pub const MAX_SWITCHLESS_SPIN_NS: u64 = 10_000_000;
 
+/// The size of an encoded REPORT BODY (the enclave's identity in [`Boot`]).
+pub const REPORT_BODY_SIZE: usize = 384;
+/// The size of a KEYREQUEST.
+pub const KEYREQUEST_SIZE: usize = 512;
+/// The size of a TARGETINFO.
+pub const TARGETINFO_SIZE: usize = 512;
+/// The size of REPORTDATA.
+pub const REPORTDATA_SIZE: usize = 64;
+/// The size of a REPORT.
+pub const REPORT_SIZE: usize = 432;
+/// The longest failure or loss reason an enclave may send.
+pub const MAX_REASON: usize = 1024;
+
+/// Why a [`Boot`] or an [`EnclaveMessage`] breaks the protocol's limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("{message} {field} is {len} bytes, not {wanted}")]
+    Size {
+        message: &'static str,
+        field: &'static str,
+        len: usize,
+        wanted: usize,
+    },
+    #[error("{message} reason of {len} bytes exceeds {MAX_REASON}")]
+    Reason { message: &'static str, len: usize },
+    #[error("Boot: {0}")]
+    Options(#[from] crate::client::RequestError),
+}
+
+fn exact(
+    message: &'static str,
+    field: &'static str,
+    bytes: &[u8],
+    wanted: usize,
+) -> Result<(), MessageError> {
+    if bytes.len() != wanted {
+        return Err(MessageError::Size {
+            message,
+            field,
+            len: bytes.len(),
+            wanted,
+        });
+    }
+    Ok(())
+}
+
 /// What the enclave learns from the daemon at start: who it is and how it is laid out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Boot {
@@ -35,12 +81,34 @@ pub struct Boot {
     /// The channel geometry.
     pub slot_count: u32,
     pub slot_size: u32,
-    /// The interface ids the host asked for (`CreateOptions::interface_id`; empty for raw calls).
-    pub interface_id: Vec<u8>,
+    /// The interfaces the host asked for (`CreateOptions::ecall_interface`; `None` for raw
+    /// calls) and serves (`CreateOptions::ocall_interface`).
+    pub ecall_interface: Option<crate::client::InterfaceId>,
+    pub ocall_interface: Option<crate::client::InterfaceId>,
     /// Their trait names (`CreateOptions::interface_names`).
     pub interface_names: Vec<String>,
     /// Switchless calls (`CreateOptions::switchless_spin_ns`; 0: off).
     pub switchless_spin_ns: u64,
+}
+
+impl Boot {
+    /// Checks the fields the protocol bounds: the identity's size, the interface ids and names
+    /// and the switchless spin (the enclave checks the sizes and geometry against its own caps).
+    pub fn check(&self) -> Result<(), MessageError> {
+        exact("Boot", "identity", &self.identity, REPORT_BODY_SIZE)?;
+        crate::client::check_interfaces(
+            self.ecall_interface.as_ref(),
+            self.ocall_interface.as_ref(),
+            &self.interface_names,
+        )?;
+        if self.switchless_spin_ns > MAX_SWITCHLESS_SPIN_NS {
+            return Err(crate::client::RequestError::SwitchlessSpin {
+                ns: self.switchless_spin_ns,
+            }
+            .into());
+        }
+        Ok(())
+    }
 }
 
 /// A message from the enclave.
@@ -65,6 +133,49 @@ pub enum EnclaveMessage {
     QeTargetinfo,
 }
 
+impl EnclaveMessage {
+    /// The message's name, for logs and errors (never its content).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EnclaveMessage::Ready { .. } => "Ready",
+            EnclaveMessage::Failed { .. } => "Failed",
+            EnclaveMessage::Lost { .. } => "Lost",
+            EnclaveMessage::Egetkey { .. } => "Egetkey",
+            EnclaveMessage::Ereport { .. } => "Ereport",
+            EnclaveMessage::Quote { .. } => "Quote",
+            EnclaveMessage::QeTargetinfo => "QeTargetinfo",
+        }
+    }
+
+    /// Checks every field's size against the SGX structure it carries.
+    pub fn check(&self) -> Result<(), MessageError> {
+        let name = self.name();
+        match self {
+            EnclaveMessage::Ready { .. } | EnclaveMessage::QeTargetinfo => Ok(()),
+            EnclaveMessage::Failed { reason } | EnclaveMessage::Lost { reason } => {
+                if reason.len() > MAX_REASON {
+                    return Err(MessageError::Reason {
+                        message: name,
+                        len: reason.len(),
+                    });
+                }
+                Ok(())
+            }
+            EnclaveMessage::Egetkey { keyrequest } => {
+                exact(name, "KEYREQUEST", keyrequest, KEYREQUEST_SIZE)
+            }
+            EnclaveMessage::Ereport {
+                targetinfo,
+                reportdata,
+            } => {
+                exact(name, "TARGETINFO", targetinfo, TARGETINFO_SIZE)?;
+                exact(name, "REPORTDATA", reportdata, REPORTDATA_SIZE)
+            }
+            EnclaveMessage::Quote { report } => exact(name, "REPORT", report, REPORT_SIZE),
+        }
+    }
+}
+
 /// The daemon's answer to an [`EnclaveMessage`] request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DaemonReply {
@@ -73,4 +184,58 @@ pub enum DaemonReply {
     Quote(Vec<u8>),
     Targetinfo(Vec<u8>),
     Error(String),
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_each_structure_size() {
+        EnclaveMessage::Egetkey {
+            keyrequest: vec![0; 512],
+        }
+        .check()
+        .unwrap();
+        let err = EnclaveMessage::Ereport {
+            targetinfo: vec![0; 512],
+            reportdata: vec![0; 65],
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(err.to_string(), "Ereport REPORTDATA is 65 bytes, not 64");
+        assert!(
+            EnclaveMessage::Lost {
+                reason: "x".repeat(MAX_REASON + 1)
+            }
+            .check()
+            .is_err()
+        );
+        assert!(EnclaveMessage::Quote { report: vec![] }.check().is_err());
+    }
+
+    #[test]
+    fn checks_the_boot() {
+        let mut b = Boot {
+            identity: vec![0; 384],
+            heap_size: 4096,
+            stack_size: 4096,
+            tcs_count: 1,
+            debug: false,
+            slot_count: 1,
+            slot_size: 4096,
+            ecall_interface: Some([7; 32]),
+            ocall_interface: None,
+            interface_names: vec!["Seven".into()],
+            switchless_spin_ns: 0,
+        };
+        b.check().unwrap();
+        b.ecall_interface = None;
+        b.ocall_interface = Some([8; 32]);
+        assert_eq!(
+            b.check().unwrap_err().to_string(),
+            "Boot: an OCALL interface id without an ECALL interface id"
+        );
+    }
 }

@@ -32,6 +32,8 @@ pub enum FrameError {
     Truncated,
     #[error("malformed message: {0}")]
     Decode(#[from] postcard::Error),
+    #[error("malformed message: {0} trailing bytes after the message")]
+    TrailingBytes(usize),
 }
 
 /// Connects to a daemon's `SOCK_SEQPACKET` socket at `path` (close-on-exec).
@@ -75,19 +77,18 @@ pub fn send<T: Serialize>(
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(FrameError::TooManyFds);
     }
-    loop {
-        match rustix::net::sendmsg(
+    match rustix::io::retry_on_intr(|| {
+        rustix::net::sendmsg(
             sock,
             &[IoSlice::new(&bytes)],
             &mut control,
             SendFlags::NOSIGNAL,
-        ) {
-            Ok(n) if n == bytes.len() => return Ok(()),
-            Ok(_) => return Err(FrameError::Truncated),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(rustix::io::Errno::PIPE) => return Err(FrameError::Closed),
-            Err(e) => return Err(FrameError::Io(e)),
-        }
+        )
+    }) {
+        Ok(n) if n == bytes.len() => Ok(()),
+        Ok(_) => Err(FrameError::Truncated),
+        Err(rustix::io::Errno::PIPE) => Err(FrameError::Closed),
+        Err(e) => Err(FrameError::Io(e)),
     }
 }
 
@@ -96,18 +97,17 @@ pub fn recv<T: DeserializeOwned>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd
     let mut buf = vec![0u8; MAX_FRAME];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
-    let r = loop {
-        match rustix::net::recvmsg(
+    let r = match rustix::io::retry_on_intr(|| {
+        rustix::net::recvmsg(
             sock,
             &mut [IoSliceMut::new(&mut buf)],
             &mut control,
             RecvFlags::CMSG_CLOEXEC,
-        ) {
-            Ok(r) => break r,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(rustix::io::Errno::CONNRESET) => return Err(FrameError::Closed),
-            Err(e) => return Err(FrameError::Io(e)),
-        }
+        )
+    }) {
+        Ok(r) => r,
+        Err(rustix::io::Errno::CONNRESET) => return Err(FrameError::Closed),
+        Err(e) => return Err(FrameError::Io(e)),
     };
     let mut fds = Vec::new();
     for m in control.drain() {
@@ -124,8 +124,18 @@ pub fn recv<T: DeserializeOwned>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd
     if r.bytes == 0 {
         return Err(FrameError::Closed);
     }
-    let msg = postcard::from_bytes(&buf[..r.bytes])?;
+    let msg = decode(&buf[..r.bytes])?;
     Ok((msg, fds))
+}
+
+/// Decodes one whole message: every byte must belong to it (postcard's `from_bytes` would
+/// ignore a trailing remainder, so a peer could smuggle bytes past the decoder unnoticed).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+    let (msg, rest) = postcard::take_from_bytes(bytes)?;
+    if !rest.is_empty() {
+        return Err(FrameError::TrailingBytes(rest.len()));
+    }
+    Ok(msg)
 }
 
 #[cfg(test)]
@@ -155,6 +165,22 @@ mod tests {
         ));
         drop(a);
         assert!(matches!(recv::<u32>(b.as_fd()), Err(FrameError::Closed)));
+    }
+
+    #[test]
+    fn rejects_a_message_with_one_trailing_byte() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let mut bytes = postcard::to_stdvec(&7u32).unwrap();
+        rustix::net::send(&a, &bytes, SendFlags::empty()).unwrap();
+        assert_eq!(recv::<u32>(b.as_fd()).unwrap().0, 7);
+        bytes.push(0);
+        rustix::net::send(&a, &bytes, SendFlags::empty()).unwrap();
+        let err = recv::<u32>(b.as_fd()).unwrap_err();
+        assert!(matches!(err, FrameError::TrailingBytes(1)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "malformed message: 1 trailing bytes after the message"
+        );
     }
 
     #[test]

@@ -20,4 +20,4 @@ pub mod enclave;
 mod frame;
 pub mod tcb;
 
-pub use frame::{FrameError, MAX_FDS, MAX_FRAME, connect, recv, send, seqpacket_pair};
+pub use frame::{FrameError, MAX_FDS, MAX_FRAME, connect, decode, recv, send, seqpacket_pair};

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use coffer_platform::{LaunchPolicy, Platform, PlatformConfig, ServeError, StopHandle, VmSize};
+use coffer_platform::{
+    LaunchPolicy, PlatformConfig, PlatformDaemon, ServeError, StopHandle, VmSize,
+};
 
 /// Each daemon of a test process gives its enclaves uids of their own range.
 static UID_BASE: AtomicU32 = AtomicU32::new(3_000_000);
@@ -28,6 +30,17 @@ impl Daemon {
     /// Starts a daemon for VM size `vm_size` (e.g. `Standard_DC2s_v2`) with `policy`, giving
     /// each enclave `ready_timeout` to report ready.
     pub fn start(vm_size: &str, policy: LaunchPolicy, ready_timeout: Duration) -> Daemon {
+        Daemon::start_with(vm_size, policy, ready_timeout, |_| {})
+    }
+
+    /// [`Daemon::start`], with `configure` setting the rest of the configuration (per-uid
+    /// limits, idle timeout, socket group).
+    pub fn start_with(
+        vm_size: &str,
+        policy: LaunchPolicy,
+        ready_timeout: Duration,
+        configure: impl FnOnce(&mut PlatformConfig),
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let socket = dir.path().join("platform.sock");
         let vm_size =
@@ -36,8 +49,9 @@ impl Daemon {
         config.policy = policy;
         config.ready_timeout = ready_timeout;
         config.uid_base = UID_BASE.fetch_add(10_000, Ordering::SeqCst);
+        configure(&mut config);
         let platform =
-            Platform::bind(config).unwrap_or_else(|e| panic!("starting the daemon: {e}"));
+            PlatformDaemon::bind(config).unwrap_or_else(|e| panic!("starting the daemon: {e}"));
         let stop = platform
             .stop_handle()
             .unwrap_or_else(|e| panic!("the daemon's stop handle: {e}"));
@@ -76,10 +90,10 @@ mod tests {
             Duration::from_secs(5),
         );
         let socket = d.socket.clone();
-        assert!(coffer_platform::client::connect(&socket).is_ok());
+        assert!(coffer_proto::connect(&socket).is_ok());
         drop(d);
         assert!(
-            coffer_platform::client::connect(&socket).is_err(),
+            coffer_proto::connect(&socket).is_err(),
             "the socket must be gone"
         );
     }

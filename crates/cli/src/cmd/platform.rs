@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use coffer_platform::allowlist::AllowlistError;
-use coffer_platform::client::ClientError;
+use coffer_host::HostError;
 use coffer_platform::{
-    HostFacts, LaunchPolicy, Platform, PlatformConfig, ServeError, SignerAllowlist, VmSize,
+    AllowlistError, HostFacts, LaunchPolicy, PlatformConfig, PlatformDaemon, ServeError,
+    SignerAllowlist, VmSize,
 };
-use coffer_proto::client::{PlatformError, PlatformStatus, Request, Response};
+use coffer_proto::client::PlatformStatus;
 use serde_json::json;
 
 use crate::util;
@@ -33,11 +33,23 @@ pub struct ServeArgs {
     /// Where to listen (a SOCK_SEQPACKET Unix socket; a stale socket file is replaced).
     #[arg(long)]
     socket: PathBuf,
-    /// Permissions of the socket file. The default 0666 lets any local user create enclaves (as
-    /// membership of /dev/sgx_enclave's group does on SGX hardware); use e.g. 0660 to limit it
-    /// to the socket's group.
-    #[arg(long, default_value = "0666", value_parser = parse_mode)]
-    socket_mode: u32,
+    /// Permissions of the socket file. The default 0666 lets any local user create enclaves; with
+    /// --socket-group the default is 0660: only the group's members (and root) may, as
+    /// membership of /dev/sgx_enclave's group does on SGX hardware.
+    #[arg(long, value_parser = parse_mode)]
+    socket_mode: Option<u32>,
+    /// The group (name or number) the socket file belongs to.
+    #[arg(long, value_parser = parse_group)]
+    socket_group: Option<u32>,
+    /// The most EPC bytes the enclaves of one uid may hold at once (root is not limited).
+    #[arg(long)]
+    epc_quota_per_uid: Option<u64>,
+    /// The most connections one uid may hold open at once (root is not limited).
+    #[arg(long)]
+    max_connections_per_uid: Option<u32>,
+    /// Close a connection that holds no enclave after this many seconds without a request.
+    #[arg(long)]
+    idle_timeout: Option<u64>,
     /// The state directory (created 0700): the platform root key, owner epoch and CPUSVN.
     #[arg(long)]
     state_dir: PathBuf,
@@ -74,17 +86,24 @@ pub enum PlatformCmdError {
     #[error("the platform daemon could not start: {0}")]
     Serve(#[from] ServeError),
     #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error("the platform daemon refused: {0}")]
-    Refused(PlatformError),
+    Client(#[from] HostError),
     #[error(transparent)]
     Provision(coffer_ca::CaError),
-    #[error("the platform daemon answered out of turn: {0}")]
-    Protocol(String),
 }
 
 fn parse_vm_size(s: &str) -> Result<VmSize, String> {
     VmSize::from_name(s).map_err(|e| e.to_string())
+}
+
+fn parse_group(s: &str) -> Result<u32, String> {
+    if let Ok(gid) = s.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(s) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("no group named {s:?}")),
+        Err(e) => Err(format!("looking up group {s:?}: {e}")),
+    }
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -112,14 +131,22 @@ fn serve(a: ServeArgs) -> Result<(), PlatformCmdError> {
         .map(SignerAllowlist::load)
         .transpose()?;
     let mut config = PlatformConfig::new(a.vm_size, a.socket.clone(), a.state_dir);
-    config.socket_mode = a.socket_mode;
+    config.socket_mode = a.socket_mode.unwrap_or(if a.socket_group.is_some() {
+        0o660
+    } else {
+        PlatformConfig::DEFAULT_SOCKET_MODE
+    });
+    config.socket_group = a.socket_group;
+    config.epc_quota_per_uid = a.epc_quota_per_uid;
+    config.max_connections_per_uid = a.max_connections_per_uid;
+    config.idle_timeout = a.idle_timeout.map(Duration::from_secs);
     config.policy = LaunchPolicy {
         allow_debug: a.allow_debug,
         signer_allowlist,
     };
     config.uid_base = a.uid_base;
     config.ready_timeout = Duration::from_secs(a.ready_timeout);
-    let platform = Platform::bind(config)?;
+    let platform = PlatformDaemon::bind(config)?;
     let tcb = HostFacts::probe().tcb_status();
     let ids: Vec<&str> = tcb.advisory_ids().collect();
     eprintln!(
@@ -147,12 +174,7 @@ fn serve(a: ServeArgs) -> Result<(), PlatformCmdError> {
 }
 
 fn status(a: StatusArgs) -> Result<(), PlatformCmdError> {
-    let sock = coffer_platform::client::connect(&a.socket)?;
-    let s = match coffer_platform::client::call(&sock, &Request::Status, &[])?.0 {
-        Response::Status(s) => s,
-        Response::Error(e) => return Err(PlatformCmdError::Refused(e)),
-        other => return Err(PlatformCmdError::Protocol(format!("{other:?}"))),
-    };
+    let s = coffer_host::Platform::connect(&a.socket)?.status()?;
     if a.json {
         util::print_json(&status_json(&s));
     } else {
@@ -315,6 +337,9 @@ mod tests {
         assert_eq!(parse_mode("0o600"), Ok(0o600));
         assert!(parse_mode("0999").is_err());
         assert!(parse_mode("01777").is_err());
+        assert_eq!(parse_group("0"), Ok(0));
+        assert_eq!(parse_group("root"), Ok(0));
+        assert!(parse_group("no-such-group-here").is_err());
         assert!(
             parse_vm_size("Standard_DC9s_v9")
                 .unwrap_err()

@@ -154,7 +154,14 @@ pub fn boot(options: &Options) -> Boot {
         debug: options.debug,
         slot_count: options.tcs,
         slot_size: options.slot_size,
-        interface_id: options.interface_id.clone(),
+        ecall_interface: options
+            .interface_id
+            .get(..32)
+            .and_then(|id| id.try_into().ok()),
+        ocall_interface: options
+            .interface_id
+            .get(32..64)
+            .and_then(|id| id.try_into().ok()),
         interface_names: options.interface_names.clone(),
         switchless_spin_ns: options.switchless_spin_ns,
     }

@@ -155,7 +155,7 @@ impl Client {
     /// A connection to the daemon on `socket`.
     pub fn at(socket: &Path) -> Client {
         Client {
-            sock: coffer_platform::client::connect(socket).unwrap(),
+            sock: coffer_proto::connect(socket).unwrap(),
         }
     }
 
@@ -164,7 +164,8 @@ impl Client {
         req: &Request,
         fds: &[std::os::fd::BorrowedFd<'_>],
     ) -> (Response, Vec<OwnedFd>) {
-        coffer_platform::client::call(&self.sock, req, fds).unwrap()
+        coffer_proto::send(self.sock.as_fd(), req, fds).unwrap();
+        coffer_proto::recv(self.sock.as_fd()).unwrap()
     }
 
     /// Creates from bundle file `path`: the response and the channel descriptor, if any.

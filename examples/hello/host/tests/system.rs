@@ -665,6 +665,53 @@ fn try_open_loses_hello_to_its_sandbox_frees_its_epc_and_the_daemon_serves_on() 
         .expect_success("the bystander hello --hold");
 }
 
+/// Whether process `pid` still runs (a zombie holds no memory and runs nothing).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name's closing parenthesis.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn a_sigkilled_daemon_leaves_no_enclave_running() {
+    if !require_root("a_sigkilled_daemon_leaves_no_enclave_running") {
+        return;
+    }
+    let f = fixture();
+    let mut node = Node::start("Standard_DC2s_v2", &[]);
+    let (hello, enclave_pid) = node.hold(&f.hello, &random_nonce());
+    // A second enclave, created on another client thread of the daemon that is still alive.
+    let platform = node.connect();
+    let second = create_hello(&platform, &f.hello);
+    let second_pid = second.pid();
+    assert!(running(enclave_pid) && running(second_pid));
+
+    let daemon = node.daemon.take().unwrap();
+    let daemon_pid = daemon.pid();
+    let _ = daemon.kill(); // SIGKILL: no handler, no clean-up of its own
+    assert!(!running(daemon_pid), "the daemon still runs");
+    let left = coffer_testkit::wait_until(
+        "every enclave to end with its daemon",
+        Duration::from_secs(1),
+        Duration::from_millis(10),
+        || {
+            let left: Vec<u32> = [enclave_pid, second_pid]
+                .into_iter()
+                .filter(|pid| running(*pid))
+                .collect();
+            if left.is_empty() { Ok(left) } else { Err(left) }
+        },
+    );
+    assert!(left.is_empty());
+    drop(second);
+    let _ = hello.kill();
+}
+
 #[test]
 fn a_second_hello_that_does_not_fit_on_dc1s_v2_is_refused_until_the_first_exits() {
     if !require_root("a_second_hello_that_does_not_fit_on_dc1s_v2_is_refused_until_the_first_exits")
