@@ -35,5 +35,6 @@ mod slot;
 pub use layout::{ChannelLayout, EnclaveState, LayoutError, SlotState, Status};
 pub use shm::{SharedMapping, ShmError};
 pub use slot::{
-    CallError, Channel, EnclaveSlot, HostCall, Incoming, OcallHandler, SlotClaim, WaitPolicy,
+    CallError, Channel, EnclaveSlot, HostCall, Incoming, OcallHandler, ProtocolViolation,
+    SlotClaim, WaitPolicy,
 };

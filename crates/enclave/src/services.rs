@@ -13,24 +13,33 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
-use coffer_abi::{Codec, FixedSize, Report, ReportBody, Targetinfo};
+use coffer_abi::{Codec, DecodeError, FixedSize, Report, ReportBody, Targetinfo};
 use coffer_proto::FrameError;
 use coffer_proto::enclave::{DaemonReply, EnclaveMessage};
+use coffer_seal::{EgetkeyError, KeyError};
+use rustix::io::Errno;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
 /// Why a platform service did not deliver.
 #[derive(Debug, Error)]
 pub enum ServiceError {
-    /// The daemon connection failed or carried a malformed message.
-    #[error("the platform daemon connection failed: {0}")]
-    Connection(#[from] FrameError),
-    /// The daemon refused the request.
+    /// The daemon's socket is closed: the daemon stopped (or restarted, which ends this
+    /// enclave's connection for good).
+    #[error("the platform daemon is unreachable")]
+    DaemonUnreachable(#[source] FrameError),
+    /// The daemon connection failed otherwise, or carried a malformed message.
+    #[error("the platform daemon connection failed")]
+    Connection(#[source] FrameError),
+    /// The daemon refused the request, with its reason.
     #[error("the platform refused {request}: {reason}")]
     Refused {
         request: &'static str,
         reason: String,
     },
+    /// EGETKEY refused the request through the key mailbox, with the SDM's reason.
+    #[error("the platform refused EGETKEY")]
+    Egetkey(#[source] EgetkeyError),
     /// The daemon answered with another kind of reply.
     #[error("the platform answered {request} with {got} instead of {expected}")]
     UnexpectedReply {
@@ -38,15 +47,48 @@ pub enum ServiceError {
         expected: &'static str,
         got: &'static str,
     },
-    /// The reply has the right kind but malformed content.
-    #[error("the platform's answer to {request} is malformed: {reason}")]
+    /// The key the daemon sent has the wrong length.
+    #[error("the platform's answer to EGETKEY is malformed: a key of {len} bytes, not 16")]
+    KeyLength { len: usize },
+    /// The structure the daemon sent does not decode.
+    #[error("the platform's answer to {request} is malformed")]
     Malformed {
         request: &'static str,
-        reason: String,
+        #[source]
+        source: DecodeError,
     },
+    /// The daemon sent an empty quote.
+    #[error("the platform's quote is empty")]
+    EmptyQuote,
     /// The REPORT is not of this enclave or not of the given REPORTDATA.
     #[error("the platform's REPORT does not match the request: its {0} differs")]
     ReportMismatch(&'static str),
+}
+
+impl From<FrameError> for ServiceError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Closed
+            | FrameError::Io(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
+                ServiceError::DaemonUnreachable(e)
+            }
+            e => ServiceError::Connection(e),
+        }
+    }
+}
+
+impl From<ServiceError> for KeyError {
+    /// The seal and local-attestation view of a failed EGETKEY: a refusal stays a refusal, an
+    /// unreachable daemon stays one, and everything else is a malformed answer; the runtime's
+    /// error is kept as the source.
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Egetkey(refusal) => KeyError::Refused(refusal),
+            ServiceError::Refused { reason, .. } => KeyError::RefusedWithReason { reason },
+            e @ ServiceError::DaemonUnreachable(_) => KeyError::DaemonUnreachable(Box::new(e)),
+            e => KeyError::Malformed(Box::new(e)),
+        }
+    }
 }
 
 /// The daemon socket, shared by the workers.
@@ -107,11 +149,7 @@ impl Services {
         };
         let mut key = Zeroizing::new([0u8; 16]);
         if bytes.len() != key.len() {
-            let reason = format!("a key of {} bytes, not 16", bytes.len());
-            return Err(ServiceError::Malformed {
-                request: REQUEST,
-                reason,
-            });
+            return Err(ServiceError::KeyLength { len: bytes.len() });
         }
         key.copy_from_slice(&bytes);
         Ok(key)
@@ -162,10 +200,7 @@ impl Services {
             report: report.to_bytes(),
         };
         match self.request(REQUEST, &msg)? {
-            DaemonReply::Quote(bytes) if bytes.is_empty() => Err(ServiceError::Malformed {
-                request: REQUEST,
-                reason: "an empty quote".into(),
-            }),
+            DaemonReply::Quote(bytes) if bytes.is_empty() => Err(ServiceError::EmptyQuote),
             DaemonReply::Quote(bytes) => Ok(bytes),
             other => Err(unexpected(REQUEST, "a quote", &other)),
         }
@@ -173,10 +208,7 @@ impl Services {
 }
 
 fn parse<T: FixedSize>(request: &'static str, bytes: &[u8]) -> Result<T, ServiceError> {
-    T::from_bytes(bytes).map_err(|e| ServiceError::Malformed {
-        request,
-        reason: e.to_string(),
-    })
+    T::from_bytes(bytes).map_err(|source| ServiceError::Malformed { request, source })
 }
 
 fn unexpected(request: &'static str, expected: &'static str, got: &DaemonReply) -> ServiceError {

@@ -37,6 +37,8 @@ mod test_enclave {
     pub const PANIC: u32 = 6;
     pub const QUOTE: u32 = 7;
     pub const INFO: u32 = 8;
+    pub const SEAL: u32 = 9;
+    pub const UNSEAL: u32 = 10;
 }
 
 fn platform() -> PlatformRoot {
@@ -240,6 +242,39 @@ fn rejects_a_refused_key_request_with_the_platform_reason() {
             "the platform refused EGETKEY: key request ISVSVN 9 is above the enclave's ISVSVN 1"
         );
     });
+}
+
+#[test]
+fn a_sealed_blob_opened_while_the_daemon_is_down_reports_the_daemon_unreachable() {
+    let enclave = launch(&binaries().test_enclave, &Options::hello());
+    // The daemon derives the seal key for the blob.
+    let blob = enclave.with_call(
+        |e| e.ecall(test_enclave::SEAL, b"kept for later").unwrap(),
+        |e| {
+            let EnclaveMessage::Egetkey { keyrequest } = e.recv() else {
+                panic!("expected Egetkey");
+            };
+            let req = Keyrequest::from_bytes(&keyrequest).unwrap();
+            let key = platform().egetkey(&identity(false), &req).unwrap();
+            e.reply(&DaemonReply::Key(key.to_vec()));
+        },
+    );
+    assert_eq!(blob.status, Status::Ok);
+    // The daemon goes away: its end of the socket closes.
+    rustix::net::shutdown(&enclave.daemon, rustix::net::Shutdown::Both).unwrap();
+    let result = enclave.ecall(test_enclave::UNSEAL, &blob.output).unwrap();
+    assert_eq!(result.status, Status::Failed);
+    let message = String::from_utf8(result.output).unwrap();
+    assert!(
+        message.starts_with(
+            "the platform did not answer the seal key request: the platform daemon is unreachable"
+        ),
+        "{message}"
+    );
+    assert!(
+        !message.contains("not available"),
+        "an unreachable daemon is not a key sealed by a newer version: {message}"
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ use aes_gcm::{Aes128Gcm, Nonce, Tag};
 use coffer_abi::keyrequest::Keyrequest;
 use coffer_abi::{Attributes, AttributesFlags, ReportBody};
 use coffer_cpu::PlatformRoot;
-use coffer_seal::{KeySource, SealPolicy, seal, unseal};
+use coffer_seal::{KeyError, KeySource, SealPolicy, seal, unseal};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -35,10 +35,10 @@ impl KeySource for Enclave {
     fn identity(&self) -> &ReportBody {
         &self.id
     }
-    fn egetkey(&self, r: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String> {
+    fn egetkey(&self, r: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, KeyError> {
         self.platform
             .egetkey(&self.id, r)
-            .map_err(|e| e.to_string())
+            .map_err(KeyError::Refused)
     }
 }
 
