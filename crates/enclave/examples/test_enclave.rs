@@ -65,7 +65,9 @@ fn handle(ctx: &Ctx<'_>, call_id: u32, input: &[u8]) -> Result<Vec<u8>, HandlerE
             .seal(coffer_enclave::SealPolicy::MrEnclave, b"", input)
             .map_err(|e| HandlerError::from_error(&e)),
         UNSEAL => {
-            let unsealed = ctx.unseal(input).map_err(|e| HandlerError::from_error(&e))?;
+            let unsealed = ctx
+                .unseal(input)
+                .map_err(|e| HandlerError::from_error(&e))?;
             Ok(unsealed.plaintext.to_vec())
         }
         _ => Err(HandlerError::UnknownCall),

@@ -30,11 +30,17 @@ impl HandlerError {
     /// `": "`, so that the host reads the cause too ("… the platform daemon is unreachable: the
     /// peer closed the connection").
     pub fn from_error(error: &(dyn std::error::Error + 'static)) -> Self {
-        let chain = std::iter::successors(Some(error), |e| e.source())
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>();
-        HandlerError::Failed(chain.join(": ").into_bytes())
+        HandlerError::Failed(error_message(error).into_bytes())
     }
+}
+
+/// `error`'s message followed by those of its sources, each after `": "`: the whole cause, for
+/// an error that leaves the enclave as text.
+pub fn error_message(error: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 impl From<OcallError> for HandlerError {

@@ -175,10 +175,10 @@ mod sys;
 mod typed;
 
 pub use boot::BootError;
-pub use ctx::{Ctx, HandlerError, OcallError};
+pub use ctx::{Ctx, HandlerError, OcallError, error_message};
 pub use local_attest::{Established, HandshakeError};
 pub use runtime::{StartError, exit_code, run};
-pub use sealing::{SealError, SealPolicy, UnsealError, Unsealed};
+pub use sealing::{KeyError, SealError, SealPolicy, SecretBytes, UnsealError, Unsealed};
 pub use services::ServiceError;
 pub use sys::DescriptorError;
 pub use typed::{

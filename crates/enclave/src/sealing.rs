@@ -7,10 +7,10 @@
 //! the length of one call and is wiped when dropped.
 
 use coffer_abi::{Keyrequest, ReportBody};
-use coffer_seal::{KeyError, KeySource};
+use coffer_seal::KeySource;
 use zeroize::Zeroizing;
 
-pub use coffer_seal::{SealError, SealPolicy, UnsealError, Unsealed};
+pub use coffer_seal::{KeyError, SealError, SealPolicy, SecretBytes, UnsealError, Unsealed};
 
 use crate::Ctx;
 

@@ -19,6 +19,10 @@
 
 #![forbid(unsafe_code)]
 
+mod secret;
+
+pub use secret::{SecretBytes, wipe};
+
 use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes128Gcm, Nonce, Tag};
@@ -121,8 +125,8 @@ pub enum UnsealError {
 /// What unsealing gives back.
 #[derive(Debug)]
 pub struct Unsealed {
-    /// The decrypted data, wiped when dropped.
-    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The decrypted data, wiped when dropped (at memset speed: [`SecretBytes`]).
+    pub plaintext: SecretBytes,
     /// The additional authenticated data, which was stored in clear.
     pub aad: Vec<u8>,
 }
@@ -160,12 +164,18 @@ pub fn seal(
     // The blob is built in place: header, plaintext, additional data. It holds plaintext until
     // the encryption below, so it is wiped if anything fails before; its room is reserved up
     // front, so no reallocation leaves a copy behind.
-    let mut blob = Zeroizing::new(Vec::new());
-    SealedData::encode_header(&request, &[0; 16], plaintext.len(), aad.len(), &mut blob)
-        .map_err(SealError::TooLarge)?;
+    let mut blob = SecretBytes::default();
+    SealedData::encode_header(
+        &request,
+        &[0; 16],
+        plaintext.len(),
+        aad.len(),
+        blob.vec_mut(),
+    )
+    .map_err(SealError::TooLarge)?;
     let key = src.egetkey(&request).map_err(SealError::Key)?;
-    blob.extend_from_slice(plaintext);
-    blob.extend_from_slice(aad);
+    blob.vec_mut().extend_from_slice(plaintext);
+    blob.vec_mut().extend_from_slice(aad);
     let (header, payload) = blob.split_at_mut(SEALED_DATA_HEADER_SIZE);
     let text = payload.split_at_mut(plaintext.len()).0;
     let tag = gcm(&key)
@@ -178,7 +188,7 @@ pub fn seal(
         })?;
     header[SEALED_DATA_TAG_OFFSET..].copy_from_slice(&tag);
     // Encrypted now: hand the bytes over (what is left behind is empty).
-    Ok(std::mem::take(&mut *blob))
+    Ok(blob.into_public())
 }
 
 /// Unseals a blob made by [`seal`] (or by the SGX SDK's `sgx_seal_data` with the same keys).
@@ -214,8 +224,8 @@ pub fn unseal(src: &dyn KeySource, bytes: &[u8]) -> Result<Unsealed, UnsealError
     // Decrypted from the blob straight into the plaintext's buffer, once the tag has verified
     // (aes-gcm checks the tag before it decrypts: on a bad tag the buffer stays zero).
     let ciphertext = blob.encrypted_text();
-    let mut plaintext = Zeroizing::new(vec![0u8; ciphertext.len()]);
-    let buffer = InOutBuf::new(ciphertext, plaintext.as_mut_slice())
+    let mut plaintext = SecretBytes::zeroed(ciphertext.len());
+    let buffer = InOutBuf::new(ciphertext, &mut plaintext)
         .map_err(|_| UnsealError::Tampered("the ciphertext does not fit its buffer"))?;
     let tag = Tag::from(blob.payload_tag);
     gcm(&key)
