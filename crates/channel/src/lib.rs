@@ -29,6 +29,7 @@
 #![deny(unsafe_code)]
 
 mod layout;
+pub mod mailbox;
 mod shm;
 mod slot;
 
