@@ -147,6 +147,9 @@ fn start(
     // The last files the enclave opens: the random sources (see `entropy`).
     crate::entropy::prepare()
         .map_err(|(version, reason)| StartError::Randomness { version, reason })?;
+    // The key mailbox is shared memory, which only exists if made before lockdown. Without
+    // one, EGETKEY stays on the socket.
+    let mailbox = coffer_channel::mailbox::Mailbox::create().ok();
     let sandboxing = lockdown::begin(LockdownSpec {
         debug: settings.debug,
     })?;
@@ -177,6 +180,11 @@ fn start(
     let secret_memory = !runtime.settings.debug;
     drop(runtime);
     services.notify(&EnclaveMessage::Ready { secret_memory })?;
+    if let Some((fd, mailbox)) = mailbox {
+        // A daemon that refuses, or a failure here, leaves EGETKEY on the socket; a daemon that
+        // is gone shows itself on the next request.
+        let _ = services.offer_mailbox(mailbox, fd);
+    }
     Ok(workers)
 }
 

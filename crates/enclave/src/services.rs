@@ -11,9 +11,13 @@
 //! confusing either side.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
+use coffer_abi::keyrequest::{KeyName, KeyPolicy};
 use coffer_abi::{Codec, DecodeError, FixedSize, Report, ReportBody, Targetinfo};
+use coffer_channel::mailbox::{
+    ANSWER_SIZE, KeyAnswer, Mailbox, MailboxClient, MailboxError, REQUEST_SIZE,
+};
 use coffer_proto::FrameError;
 use coffer_proto::enclave::{DaemonReply, EnclaveMessage};
 use coffer_seal::{EgetkeyError, KeyError};
@@ -50,6 +54,9 @@ pub enum ServiceError {
     /// The key the daemon sent has the wrong length.
     #[error("the platform's answer to EGETKEY is malformed: a key of {len} bytes, not 16")]
     KeyLength { len: usize },
+    /// The key mailbox failed: the daemon did not answer in time, or its answer is malformed.
+    #[error("the key mailbox failed")]
+    Mailbox(#[source] MailboxError),
     /// The structure the daemon sent does not decode.
     #[error("the platform's answer to {request} is malformed")]
     Malformed {
@@ -91,12 +98,14 @@ impl From<ServiceError> for KeyError {
     }
 }
 
-/// The daemon socket, shared by the workers.
+/// The daemon socket, shared by the workers, and the key mailbox once the daemon took it.
 #[derive(Debug)]
 pub(crate) struct Services {
     sock: OwnedFd,
     /// Held from a request's send to its reply's receipt.
     in_flight: Mutex<()>,
+    /// EGETKEY without a socket round trip (`coffer_channel::mailbox`).
+    mailbox: OnceLock<MailboxClient>,
 }
 
 impl Services {
@@ -104,7 +113,68 @@ impl Services {
         Services {
             sock,
             in_flight: Mutex::new(()),
+            mailbox: OnceLock::new(),
         }
+    }
+
+    /// Hands the daemon the key mailbox `fd` maps; from its `Accepted` on, EGETKEY goes through
+    /// the mailbox. A daemon that refuses leaves EGETKEY on the socket. Returns whether the
+    /// mailbox is in use.
+    pub fn offer_mailbox(&self, mailbox: Mailbox, fd: OwnedFd) -> Result<bool, ServiceError> {
+        let _turn = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        coffer_proto::send(
+            self.sock.as_fd(),
+            &EnclaveMessage::KeyMailbox,
+            &[fd.as_fd()],
+        )?;
+        drop(fd);
+        let (reply, _fds) = coffer_proto::recv::<DaemonReply>(self.sock.as_fd())?;
+        match reply {
+            DaemonReply::Accepted => Ok(self.mailbox.set(MailboxClient::new(mailbox)).is_ok()),
+            DaemonReply::Error(_) => Ok(false),
+            other => Err(unexpected("the key mailbox", "Accepted", &other)),
+        }
+    }
+
+    /// Whether the daemon's end of the socket is still open (a peek that neither waits nor
+    /// takes anything: a pending reply belongs to whoever waits for it).
+    fn connected(&self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        match rustix::net::recvmsg(
+            &self.sock,
+            &mut iov,
+            &mut rustix::net::RecvAncillaryBuffer::default(),
+            rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT,
+        ) {
+            Ok(msg) => msg.bytes > 0,
+            Err(e) => e == Errno::AGAIN || e == Errno::INTR,
+        }
+    }
+
+    /// EGETKEY through the mailbox; `None` when there is none or the daemon stopped serving
+    /// it (the socket then says why).
+    fn egetkey_by_mailbox(
+        &self,
+        keyrequest: &coffer_abi::Keyrequest,
+    ) -> Option<Result<Zeroizing<[u8; 16]>, ServiceError>> {
+        let mailbox = self.mailbox.get()?;
+        let request: [u8; REQUEST_SIZE] = keyrequest.to_bytes().try_into().ok()?;
+        let mut answer = Zeroizing::new([0u8; ANSWER_SIZE]);
+        match mailbox.call(&request, &mut answer, &|| self.connected()) {
+            Ok(()) => {}
+            Err(MailboxError::Closed) => return None,
+            Err(e) => return Some(Err(ServiceError::Mailbox(e))),
+        }
+        Some(match KeyAnswer::decode(&answer) {
+            Ok(KeyAnswer::Key(key)) => Ok(Zeroizing::new(key)),
+            Ok(KeyAnswer::MalformedRequest) => Err(ServiceError::Refused {
+                request: "EGETKEY",
+                reason: "the KEYREQUEST is malformed".into(),
+            }),
+            Ok(refusal) => Err(refusal_reason(&refusal)),
+            Err(e) => Err(ServiceError::Mailbox(e)),
+        })
     }
 
     /// Sends a message that expects no reply.
@@ -139,6 +209,9 @@ impl Services {
         keyrequest: &coffer_abi::Keyrequest,
     ) -> Result<Zeroizing<[u8; 16]>, ServiceError> {
         const REQUEST: &str = "EGETKEY";
+        if let Some(result) = self.egetkey_by_mailbox(keyrequest) {
+            return result;
+        }
         let msg = EnclaveMessage::Egetkey {
             keyrequest: keyrequest.to_bytes(),
         };
@@ -207,6 +280,30 @@ impl Services {
     }
 }
 
+/// The SDM's reason for a refusal the mailbox carries.
+fn refusal_reason(answer: &KeyAnswer) -> ServiceError {
+    ServiceError::Egetkey(match *answer {
+        KeyAnswer::InvalidIsvsvn { requested, current } => {
+            EgetkeyError::InvalidIsvsvn { requested, current }
+        }
+        KeyAnswer::InvalidCpusvn { requested, current } => {
+            EgetkeyError::InvalidCpusvn { requested, current }
+        }
+        KeyAnswer::NotAllowed { keyname } => EgetkeyError::NotAllowed(KeyName(keyname)),
+        KeyAnswer::InvalidKeyname { keyname } => EgetkeyError::InvalidKeyname(KeyName(keyname)),
+        KeyAnswer::InvalidKeypolicy { keypolicy } => {
+            EgetkeyError::InvalidKeypolicy(KeyPolicy::from_bits_retain(keypolicy))
+        }
+        KeyAnswer::Key(_) | KeyAnswer::MalformedRequest => {
+            return ServiceError::UnexpectedReply {
+                request: "EGETKEY",
+                expected: "a refusal",
+                got: "another answer",
+            };
+        }
+    })
+}
+
 fn parse<T: FixedSize>(request: &'static str, bytes: &[u8]) -> Result<T, ServiceError> {
     T::from_bytes(bytes).map_err(|source| ServiceError::Malformed { request, source })
 }
@@ -220,6 +317,7 @@ fn unexpected(request: &'static str, expected: &'static str, got: &DaemonReply) 
             DaemonReply::Report(_) => "a report",
             DaemonReply::Quote(_) => "a quote",
             DaemonReply::Targetinfo(_) => "a target info",
+            DaemonReply::Accepted => "Accepted",
             DaemonReply::Error(_) => "an error",
         },
     }

@@ -195,5 +195,6 @@ pub fn message_name(m: &EnclaveMessage) -> &'static str {
         EnclaveMessage::Ereport { .. } => "Ereport",
         EnclaveMessage::Quote { .. } => "Quote",
         EnclaveMessage::QeTargetinfo => "QeTargetinfo",
+        EnclaveMessage::KeyMailbox => "KeyMailbox",
     }
 }

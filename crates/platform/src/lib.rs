@@ -32,6 +32,7 @@ pub mod allowlist;
 pub mod client;
 pub mod daemon;
 pub mod epc;
+mod key_mailbox;
 pub mod launch;
 pub mod lost;
 pub mod services;

@@ -63,6 +63,10 @@ pub enum EnclaveMessage {
     Quote { report: Vec<u8> },
     /// The quoting enclave's TARGETINFO, to target a report at it.
     QeTargetinfo,
+    /// The key mailbox (`coffer_channel::mailbox`): its memfd is attached. The daemon maps it
+    /// (one sealed page, or it refuses), serves EGETKEY there from then on, and answers
+    /// [`DaemonReply::Accepted`]; a second mailbox is refused.
+    KeyMailbox,
 }
 
 /// The daemon's answer to an [`EnclaveMessage`] request.
@@ -72,5 +76,7 @@ pub enum DaemonReply {
     Report(Vec<u8>),
     Quote(Vec<u8>),
     Targetinfo(Vec<u8>),
+    /// The request is done ([`EnclaveMessage::KeyMailbox`]).
+    Accepted,
     Error(String),
 }

@@ -171,6 +171,12 @@ pub fn launch(image: &Path, options: &Options) -> Enclave {
         }
         other => panic!("expected Ready, got {other:?}"),
     }
+    // The runtime offers its key mailbox next; this daemon keeps EGETKEY on the socket, where
+    // the tests see the requests.
+    match enclave.recv() {
+        EnclaveMessage::KeyMailbox => enclave.reply(&DaemonReply::Error("not here".into())),
+        other => panic!("expected KeyMailbox, got {other:?}"),
+    }
     enclave.channel.set_running();
     enclave
 }
