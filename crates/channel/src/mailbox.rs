@@ -105,6 +105,16 @@ pub enum KeyAnswer {
     MalformedRequest,
 }
 
+impl Drop for KeyAnswer {
+    /// A key is wiped with its answer.
+    fn drop(&mut self) {
+        if let KeyAnswer::Key(key) = self {
+            key.fill(0);
+            std::hint::black_box(key);
+        }
+    }
+}
+
 impl std::fmt::Debug for KeyAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
