@@ -245,6 +245,61 @@ fn rejects_a_refused_key_request_with_the_platform_reason() {
 }
 
 #[test]
+fn serves_egetkey_through_the_key_mailbox_with_typed_refusals() {
+    use coffer_channel::mailbox::KeyAnswer;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (enclave, server) =
+        common::launch_with_mailbox(&binaries().test_enclave, &Options::hello());
+    let stop = AtomicBool::new(false);
+    let served = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            server.serve(&stop, |bytes| {
+                served.fetch_add(1, Ordering::SeqCst);
+                let Ok(req) = Keyrequest::from_bytes(bytes) else {
+                    return KeyAnswer::MalformedRequest;
+                };
+                match platform().egetkey(&identity(false), &req) {
+                    Ok(key) => KeyAnswer::Key(*key),
+                    Err(coffer_cpu::EgetkeyError::InvalidIsvsvn { requested, current }) => {
+                        KeyAnswer::InvalidIsvsvn { requested, current }
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            });
+        });
+        let request = Keyrequest {
+            keyname: KeyName::SEAL_KEY,
+            keyid: [4; 32],
+            ..Keyrequest::default()
+        };
+        for _ in 0..3 {
+            let result = enclave
+                .ecall(test_enclave::EGETKEY, &request.to_bytes())
+                .unwrap();
+            assert_eq!(result.status, Status::Ok);
+            let expected = platform().egetkey(&identity(false), &request).unwrap();
+            assert_eq!(result.output, expected.to_vec());
+        }
+        let newer = Keyrequest {
+            isvsvn: 9,
+            ..request
+        };
+        let result = enclave
+            .ecall(test_enclave::EGETKEY, &newer.to_bytes())
+            .unwrap();
+        assert_eq!(result.status, Status::Failed);
+        assert_eq!(
+            String::from_utf8(result.output).unwrap(),
+            "the platform refused EGETKEY: key request ISVSVN 9 is above the enclave's ISVSVN 1"
+        );
+        stop.store(true, Ordering::SeqCst);
+    });
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[test]
 fn a_sealed_blob_opened_while_the_daemon_is_down_reports_the_daemon_unreachable() {
     let enclave = launch(&binaries().test_enclave, &Options::hello());
     // The daemon derives the seal key for the blob.
