@@ -29,11 +29,13 @@
 #![deny(unsafe_code)]
 
 mod layout;
+pub mod mailbox;
 mod shm;
 mod slot;
 
 pub use layout::{ChannelLayout, EnclaveState, LayoutError, SlotState, Status};
 pub use shm::{SharedMapping, ShmError};
 pub use slot::{
-    CallError, Channel, EnclaveSlot, HostCall, Incoming, OcallHandler, SlotClaim, WaitPolicy,
+    CallError, Channel, EnclaveSlot, HostCall, Incoming, OcallHandler, ProtocolViolation,
+    SlotClaim, WaitPolicy,
 };

@@ -42,16 +42,34 @@ pub enum CallError {
     #[error("message of {len} bytes exceeds the channel's {limit}-byte call buffer")]
     MessageTooLarge { len: usize, limit: usize },
     /// The peer broke the channel protocol.
-    #[error("channel protocol violation: {0}")]
-    Protocol(String),
-    #[error("channel memory: {0}")]
-    Shm(String),
+    #[error("channel protocol violation")]
+    Protocol(#[source] ProtocolViolation),
+    /// The channel memory could not be created or mapped.
+    #[error("channel memory")]
+    Shm(#[from] ShmError),
 }
 
-impl From<ShmError> for CallError {
-    fn from(e: ShmError) -> Self {
-        CallError::Shm(e.to_string())
-    }
+/// How the peer broke the channel protocol. Everything in shared memory is untrusted, so each
+/// is a clear refusal, never a panic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolViolation {
+    /// The header's magic, version or geometry is not the one this side expects.
+    #[error("the channel header does not match the expected layout")]
+    HeaderMismatch,
+    /// A slot is in a state the call cannot continue from (`state` is the raw word: the peer
+    /// may have written anything).
+    #[error("slot {slot} is in state {state}, expected one of {expected:?}")]
+    SlotState {
+        slot: u32,
+        state: u32,
+        expected: Vec<SlotState>,
+    },
+    /// A message's length word exceeds the slot.
+    #[error("message length {len} exceeds the {limit}-byte slot")]
+    MessageLength { len: u64, limit: u32 },
+    /// A status word that is no [`Status`].
+    #[error("unknown call status {0}")]
+    UnknownStatus(u32),
 }
 
 /// The channel memory as one side sees it.
@@ -100,9 +118,7 @@ impl Channel {
             || m.u32_at(header::SLOT_COUNT).load(Ordering::Relaxed) != layout.slot_count
             || m.u32_at(header::SLOT_SIZE).load(Ordering::Relaxed) != layout.slot_size
         {
-            return Err(CallError::Protocol(
-                "channel header does not match the expected layout".into(),
-            ));
+            return Err(CallError::Protocol(ProtocolViolation::HeaderMismatch));
         }
         Ok(ch)
     }
@@ -233,9 +249,11 @@ impl Channel {
                 return Err(if cur == SlotState::Lost as u32 || self.is_lost() {
                     self.lost_error()
                 } else {
-                    CallError::Protocol(format!(
-                        "slot {slot} is in state {cur}, expected one of {from:?}"
-                    ))
+                    CallError::Protocol(ProtocolViolation::SlotState {
+                        slot,
+                        state: cur,
+                        expected: from.to_vec(),
+                    })
                 });
             }
             match word.compare_exchange(cur, to as u32, Ordering::SeqCst, Ordering::SeqCst) {
@@ -281,9 +299,10 @@ impl Channel {
         let len = match usize::try_from(len) {
             Ok(n) if n <= limit as usize => n,
             _ => {
-                return Err(CallError::Protocol(format!(
-                    "message length {len} exceeds the {limit}-byte slot"
-                )));
+                return Err(CallError::Protocol(ProtocolViolation::MessageLength {
+                    len,
+                    limit,
+                }));
             }
         };
         let mut buf = vec![0u8; len];
@@ -402,9 +421,9 @@ impl SlotClaim<'_> {
                     ch.transition(s, &[SlotState::Ocall], SlotState::OcallDone)?;
                 }
                 Some(SlotState::EcallDone) => {
-                    let status =
-                        Status::from_u32(ch.control(s, control::STATUS).load(Ordering::Relaxed))
-                            .ok_or_else(|| CallError::Protocol("unknown ECALL status".into()))?;
+                    let word = ch.control(s, control::STATUS).load(Ordering::Relaxed);
+                    let status = Status::from_u32(word)
+                        .ok_or(CallError::Protocol(ProtocolViolation::UnknownStatus(word)))?;
                     let output = ch.take_message(s)?;
                     ch.transition(s, &[SlotState::EcallDone], SlotState::Idle)?;
                     return Ok(HostCall { status, output });
@@ -414,7 +433,11 @@ impl SlotClaim<'_> {
                     if ch.is_lost() {
                         return Err(ch.lost_error());
                     }
-                    return Err(CallError::Protocol(format!("unexpected slot state {v}")));
+                    return Err(CallError::Protocol(ProtocolViolation::SlotState {
+                        slot: s,
+                        state: v,
+                        expected: vec![SlotState::Ocall, SlotState::EcallDone],
+                    }));
                 }
             }
         }
@@ -501,18 +524,20 @@ impl EnclaveSlot<'_> {
         let v = ch.wait_while(self.slot, policy, |v| v == SlotState::Ocall as u32);
         match SlotState::from_u32(v) {
             Some(SlotState::OcallDone) => {
-                let status = Status::from_u32(
-                    ch.control(self.slot, control::STATUS)
-                        .load(Ordering::Relaxed),
-                )
-                .ok_or_else(|| CallError::Protocol("unknown OCALL status".into()))?;
+                let word = ch
+                    .control(self.slot, control::STATUS)
+                    .load(Ordering::Relaxed);
+                let status = Status::from_u32(word)
+                    .ok_or(CallError::Protocol(ProtocolViolation::UnknownStatus(word)))?;
                 let output = ch.take_message(self.slot)?;
                 Ok(HostCall { status, output })
             }
             Some(SlotState::Lost) => Err(ch.lost_error()),
-            _ => Err(CallError::Protocol(format!(
-                "host moved the slot to state {v} during an OCALL"
-            ))),
+            _ => Err(CallError::Protocol(ProtocolViolation::SlotState {
+                slot: self.slot,
+                state: v,
+                expected: vec![SlotState::OcallDone],
+            })),
         }
     }
 

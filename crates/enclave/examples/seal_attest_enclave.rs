@@ -8,7 +8,7 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use coffer_enclave::abi::{Codec, Report, Targetinfo};
 use coffer_enclave::local_attest::{Msg1, Msg2, Msg3, Session};
-use coffer_enclave::{Ctx, EcallError, SealPolicy};
+use coffer_enclave::{Ctx, HandlerError, SealPolicy};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -42,12 +42,12 @@ const SESSION_DECRYPT: u32 = 13;
 /// `id` → `bool` (whether a session was closed).
 const SESSION_CLOSE: u32 = 14;
 
-fn args<T: DeserializeOwned>(input: &[u8]) -> Result<T, EcallError> {
-    postcard::from_bytes(input).map_err(EcallError::failed)
+fn args<T: DeserializeOwned>(input: &[u8]) -> Result<T, HandlerError> {
+    postcard::from_bytes(input).map_err(|e| HandlerError::from_error(&e))
 }
 
-fn out<T: Serialize>(v: &T) -> Result<Vec<u8>, EcallError> {
-    postcard::to_stdvec(v).map_err(EcallError::failed)
+fn out<T: Serialize>(v: &T) -> Result<Vec<u8>, HandlerError> {
+    postcard::to_stdvec(v).map_err(|e| HandlerError::from_error(&e))
 }
 
 fn accept(expected: Option<[u8; 32]>) -> impl FnOnce(&coffer_enclave::abi::ReportBody) -> bool {
@@ -58,7 +58,7 @@ fn cipher(s: &Session) -> Aes256Gcm {
     Aes256Gcm::new((&*s.key).into())
 }
 
-fn handle(ctx: &Ctx<'_>, call_id: u32, input: &[u8]) -> Result<Vec<u8>, EcallError> {
+fn handle(ctx: &Ctx<'_>, call_id: u32, input: &[u8]) -> Result<Vec<u8>, HandlerError> {
     match call_id {
         SEAL => {
             let (mrsigner, aad, data): (bool, Vec<u8>, Vec<u8>) = args(input)?;
@@ -67,43 +67,53 @@ fn handle(ctx: &Ctx<'_>, call_id: u32, input: &[u8]) -> Result<Vec<u8>, EcallErr
             } else {
                 SealPolicy::MrEnclave
             };
-            ctx.seal(policy, &aad, &data).map_err(EcallError::failed)
+            ctx.seal(policy, &aad, &data)
+                .map_err(|e| HandlerError::from_error(&e))
         }
         UNSEAL => {
-            let u = ctx.unseal(input).map_err(EcallError::failed)?;
+            let u = ctx
+                .unseal(input)
+                .map_err(|e| HandlerError::from_error(&e))?;
             out(&(u.plaintext.to_vec(), u.aad))
         }
         IDENTITY => Ok(ctx.identity().to_bytes()),
         TARGET_INFO => Ok(ctx.target_info().to_bytes()),
         REPORT_FOR => {
             let (target, reportdata) = input.split_at_checked(512).ok_or_else(|| {
-                EcallError::failed("input: TARGETINFO (512 bytes), REPORTDATA (64)")
+                HandlerError::failed("input: TARGETINFO (512 bytes), REPORTDATA (64)")
             })?;
-            let target = Targetinfo::from_bytes(target).map_err(EcallError::failed)?;
-            let reportdata: &[u8; 64] = reportdata.try_into().map_err(EcallError::failed)?;
+            let target =
+                Targetinfo::from_bytes(target).map_err(|e| HandlerError::from_error(&e))?;
+            let reportdata: &[u8; 64] = reportdata
+                .try_into()
+                .map_err(|e| HandlerError::from_error(&e))?;
             Ok(ctx.report_for(&target, reportdata)?.to_bytes())
         }
         VERIFY_REPORT => {
-            let report = Report::from_bytes(input).map_err(EcallError::failed)?;
-            let body = ctx.verify_report(&report).map_err(EcallError::failed)?;
+            let report = Report::from_bytes(input).map_err(|e| HandlerError::from_error(&e))?;
+            let body = ctx
+                .verify_report(&report)
+                .map_err(|e| HandlerError::from_error(&e))?;
             Ok(body.to_bytes())
         }
         LA_INITIATE => out(&ctx.attest_initiate()),
         LA_RESPOND => {
             let msg: Msg1 = args(input)?;
-            out(&ctx.attest_respond(&msg).map_err(EcallError::failed)?)
+            out(&ctx
+                .attest_respond(&msg)
+                .map_err(|e| HandlerError::from_error(&e))?)
         }
         LA_COMPLETE_INITIATOR => {
             let (id, msg, expected): (u64, Msg2, Option<[u8; 32]>) = args(input)?;
             let (_, reply) = ctx
                 .attest_complete_initiator(id, &msg, accept(expected))
-                .map_err(EcallError::failed)?;
+                .map_err(|e| HandlerError::from_error(&e))?;
             out(&reply)
         }
         LA_COMPLETE_RESPONDER => {
             let (id, msg, expected): (u64, Msg3, Option<[u8; 32]>) = args(input)?;
             ctx.attest_complete_responder(id, &msg, accept(expected))
-                .map_err(EcallError::failed)?;
+                .map_err(|e| HandlerError::from_error(&e))?;
             out(&())
         }
         SESSION_CONFIRM => {
@@ -115,37 +125,37 @@ fn handle(ctx: &Ctx<'_>, call_id: u32, input: &[u8]) -> Result<Vec<u8>, EcallErr
                     h.update(b"confirm");
                     <[u8; 32]>::from(h.finalize())
                 })
-                .map_err(EcallError::failed)?;
+                .map_err(|e| HandlerError::from_error(&e))?;
             Ok(digest.to_vec())
         }
         SESSION_ENCRYPT => {
             let (id, message): (u64, Vec<u8>) = args(input)?;
             let mut nonce = [0u8; 12];
-            getrandom::fill(&mut nonce).map_err(EcallError::failed)?;
+            getrandom::fill(&mut nonce).map_err(|e| HandlerError::from_error(&e))?;
             let ct = ctx
                 .with_session(id, |s| {
                     cipher(s).encrypt(&Nonce::from(nonce), message.as_slice())
                 })
-                .map_err(EcallError::failed)?
-                .map_err(|_| EcallError::failed("encryption failed"))?;
+                .map_err(|e| HandlerError::from_error(&e))?
+                .map_err(|_| HandlerError::failed("encryption failed"))?;
             Ok([nonce.as_slice(), &ct].concat())
         }
         SESSION_DECRYPT => {
             let (id, sealed): (u64, Vec<u8>) = args(input)?;
             let (nonce, ct) = sealed
                 .split_first_chunk::<12>()
-                .ok_or_else(|| EcallError::failed("shorter than a nonce"))?;
+                .ok_or_else(|| HandlerError::failed("shorter than a nonce"))?;
             ctx.with_session(id, |s| cipher(s).decrypt(&Nonce::from(*nonce), ct))
-                .map_err(EcallError::failed)?
+                .map_err(|e| HandlerError::from_error(&e))?
                 .map_err(|_| {
-                    EcallError::failed("the message does not decrypt under the session key")
+                    HandlerError::failed("the message does not decrypt under the session key")
                 })
         }
         SESSION_CLOSE => {
             let id: u64 = args(input)?;
             out(&ctx.close_session(id))
         }
-        _ => Err(EcallError::UnknownCall),
+        _ => Err(HandlerError::UnknownCall),
     }
 }
 

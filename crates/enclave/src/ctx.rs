@@ -10,7 +10,7 @@ use crate::services::ServiceError;
 
 /// How an ECALL handler fails.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum EcallError {
+pub enum HandlerError {
     /// The call id is not one of the enclave's; the host gets `Status::UnknownCall`.
     #[error("unknown call id")]
     UnknownCall,
@@ -20,22 +20,38 @@ pub enum EcallError {
     Failed(Vec<u8>),
 }
 
-impl EcallError {
+impl HandlerError {
     /// A failure whose bytes are `reason`'s message.
     pub fn failed(reason: impl std::fmt::Display) -> Self {
-        EcallError::Failed(reason.to_string().into_bytes())
+        HandlerError::Failed(reason.to_string().into_bytes())
+    }
+
+    /// A failure whose bytes are `error`'s message followed by those of its sources, each after
+    /// `": "`, so that the host reads the cause too ("… the platform daemon is unreachable: the
+    /// peer closed the connection").
+    pub fn from_error(error: &(dyn std::error::Error + 'static)) -> Self {
+        HandlerError::Failed(error_message(error).into_bytes())
     }
 }
 
-impl From<OcallError> for EcallError {
+/// `error`'s message followed by those of its sources, each after `": "`: the whole cause, for
+/// an error that leaves the enclave as text.
+pub fn error_message(error: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+impl From<OcallError> for HandlerError {
     fn from(e: OcallError) -> Self {
-        EcallError::failed(e)
+        HandlerError::from_error(&e)
     }
 }
 
-impl From<ServiceError> for EcallError {
+impl From<ServiceError> for HandlerError {
     fn from(e: ServiceError) -> Self {
-        EcallError::failed(e)
+        HandlerError::from_error(&e)
     }
 }
 

@@ -68,18 +68,18 @@
 //! The raw interface underneath takes a handler of call ids and bytes:
 //!
 //! ```no_run
-//! use coffer_enclave::{Ctx, EcallError};
+//! use coffer_enclave::{Ctx, HandlerError};
 //!
 //! const GREET: u32 = 1;
 //! const OCALL_NAME: u32 = 1;
 //!
-//! fn handle(ctx: &Ctx<'_>, call_id: u32, input: &[u8]) -> Result<Vec<u8>, EcallError> {
+//! fn handle(ctx: &Ctx<'_>, call_id: u32, input: &[u8]) -> Result<Vec<u8>, HandlerError> {
 //!     match call_id {
 //!         GREET => {
 //!             let name = ctx.ocall(OCALL_NAME, input)?;
 //!             Ok([b"hello, ".as_slice(), &name].concat())
 //!         }
-//!         _ => Err(EcallError::UnknownCall),
+//!         _ => Err(HandlerError::UnknownCall),
 //!     }
 //! }
 //!
@@ -92,7 +92,7 @@
 //! The handler runs on the worker that owns the slot the host called through, with up to
 //! `tcs_count` calls at once, so it must be `Sync`. Through [`Ctx`] it makes OCALLs to the
 //! calling host thread and asks the platform for EGETKEY and EREPORT. An error it returns reaches
-//! the host as a failed call carrying the error's bytes; [`EcallError::UnknownCall`] says the call
+//! the host as a failed call carrying the error's bytes; [`HandlerError::UnknownCall`] says the call
 //! id is not one of the enclave's.
 //!
 //! ## Switchless calls
@@ -175,13 +175,15 @@ mod sys;
 mod typed;
 
 pub use boot::BootError;
-pub use ctx::{Ctx, EcallError, OcallError};
+pub use ctx::{Ctx, HandlerError, OcallError, error_message};
 pub use local_attest::{Established, HandshakeError};
 pub use runtime::{StartError, exit_code, run};
-pub use sealing::{SealError, SealPolicy, UnsealError, Unsealed};
+pub use sealing::{KeyError, SealError, SealPolicy, SecretBytes, UnsealError, Unsealed};
 pub use services::ServiceError;
 pub use sys::DescriptorError;
-pub use typed::{Interface, InterfaceMismatch, Ocalls, ocalls, run_interface, with_ctx};
+pub use typed::{
+    Interface, InterfaceMismatch, NamedInterface, Ocalls, ocalls, run_interface, with_ctx,
+};
 
 /// Typed interfaces: `#[ecalls]`, `#[ocalls]`, the proxies' `Transport` and their errors.
 pub use coffer_interface as interface;
@@ -198,7 +200,7 @@ static HEAP: coffer_boundary::SecretHeap = coffer_boundary::SecretHeap::new();
 
 /// Generates the enclave's `fn main()`, which hands `handler` to [`run`].
 ///
-/// `handler` is a function or closure `Fn(&Ctx<'_>, u32, &[u8]) -> Result<Vec<u8>, EcallError>`
+/// `handler` is a function or closure `Fn(&Ctx<'_>, u32, &[u8]) -> Result<Vec<u8>, HandlerError>`
 /// that is `Send + Sync + 'static`.
 #[macro_export]
 macro_rules! entry {

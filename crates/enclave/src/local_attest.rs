@@ -26,6 +26,7 @@ use coffer_abi::{Keyrequest, Report, ReportBody, Targetinfo};
 use coffer_local_attest::{Initiator, ReportService, Responder};
 use zeroize::Zeroizing;
 
+use coffer_local_attest::{KeyError, ServiceCause};
 pub use coffer_local_attest::{LocalAttestError, Msg1, Msg2, Msg3, Session};
 
 use crate::{Ctx, ServiceError};
@@ -126,12 +127,12 @@ impl ReportService for Ctx<'_> {
         Ctx::identity(self)
     }
 
-    fn ereport(&self, target: &Targetinfo, reportdata: &[u8; 64]) -> Result<Report, String> {
-        Ctx::ereport(self, target, reportdata).map_err(|e| e.to_string())
+    fn ereport(&self, target: &Targetinfo, reportdata: &[u8; 64]) -> Result<Report, ServiceCause> {
+        Ctx::ereport(self, target, reportdata).map_err(|e| Box::new(e) as ServiceCause)
     }
 
-    fn egetkey(&self, request: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String> {
-        Ctx::egetkey(self, request).map_err(|e| e.to_string())
+    fn egetkey(&self, request: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, KeyError> {
+        Ctx::egetkey(self, request).map_err(KeyError::from)
     }
 }
 
@@ -266,11 +267,13 @@ mod tests {
         fn identity(&self) -> &ReportBody {
             &self.0
         }
-        fn ereport(&self, _: &Targetinfo, _: &[u8; 64]) -> Result<Report, String> {
+        fn ereport(&self, _: &Targetinfo, _: &[u8; 64]) -> Result<Report, ServiceCause> {
             Err("no EREPORT here".into())
         }
-        fn egetkey(&self, _: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String> {
-            Err("no EGETKEY here".into())
+        fn egetkey(&self, _: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, KeyError> {
+            Err(KeyError::RefusedWithReason {
+                reason: "no EGETKEY here".into(),
+            })
         }
     }
 

@@ -13,7 +13,7 @@ use coffer_proto::enclave::{EnclaveMessage, fds};
 use thiserror::Error;
 
 use crate::boot::{BootError, Settings};
-use crate::ctx::{Ctx, EcallError};
+use crate::ctx::{Ctx, HandlerError};
 use crate::services::Services;
 use crate::sys::{self, DescriptorError};
 use crate::typed::{self, Expected, InterfaceMismatch};
@@ -67,7 +67,7 @@ pub enum StartError {
 }
 
 /// The handler type [`run`] accepts, boxed.
-type Handler = dyn Fn(&Ctx<'_>, u32, &[u8]) -> Result<Vec<u8>, EcallError> + Send + Sync;
+type Handler = dyn Fn(&Ctx<'_>, u32, &[u8]) -> Result<Vec<u8>, HandlerError> + Send + Sync;
 
 /// Everything the workers share once the enclave is locked down.
 pub(crate) struct Runtime {
@@ -85,7 +85,7 @@ pub(crate) struct Runtime {
 /// when start-up fails. See the crate documentation for the steps and [`exit_code`].
 pub fn run<H>(handler: H) -> !
 where
-    H: Fn(&Ctx<'_>, u32, &[u8]) -> Result<Vec<u8>, EcallError> + Send + Sync + 'static,
+    H: Fn(&Ctx<'_>, u32, &[u8]) -> Result<Vec<u8>, HandlerError> + Send + Sync + 'static,
 {
     run_with(Box::new(handler), None)
 }
@@ -147,6 +147,9 @@ fn start(
     // The last files the enclave opens: the random sources (see `entropy`).
     crate::entropy::prepare()
         .map_err(|(version, reason)| StartError::Randomness { version, reason })?;
+    // The key mailbox is shared memory, which only exists if made before lockdown. Without
+    // one, EGETKEY stays on the socket.
+    let mailbox = coffer_channel::mailbox::Mailbox::create().ok();
     let sandboxing = lockdown::begin(LockdownSpec {
         debug: settings.debug,
     })?;
@@ -177,6 +180,11 @@ fn start(
     let secret_memory = !runtime.settings.debug;
     drop(runtime);
     services.notify(&EnclaveMessage::Ready { secret_memory })?;
+    if let Some((fd, mailbox)) = mailbox {
+        // A daemon that refuses, or a failure here, leaves EGETKEY on the socket; a daemon that
+        // is gone shows itself on the next request.
+        let _ = services.offer_mailbox(mailbox, fd);
+    }
     Ok(workers)
 }
 
@@ -249,8 +257,8 @@ fn serve(rt: &Runtime, index: u32, slot: EnclaveSlot<'_>, probe: &TracerProbe) {
         let result = typed::serving(index, || (rt.handler)(&ctx, call.call_id, &call.input));
         let (status, output) = match result {
             Ok(output) => (Status::Ok, output),
-            Err(EcallError::UnknownCall) => (Status::UnknownCall, Vec::new()),
-            Err(EcallError::Failed(bytes)) => (Status::Failed, bytes),
+            Err(HandlerError::UnknownCall) => (Status::UnknownCall, Vec::new()),
+            Err(HandlerError::Failed(bytes)) => (Status::Failed, bytes),
         };
         // A result too large for the slot went out as BadMessage; the slot serves on.
         if let Err(CallError::EnclaveLost { .. }) = slot.respond(status, &output) {

@@ -10,7 +10,7 @@ use coffer_abi::{Keyrequest, ReportBody};
 use coffer_seal::KeySource;
 use zeroize::Zeroizing;
 
-pub use coffer_seal::{SealError, SealPolicy, UnsealError, Unsealed};
+pub use coffer_seal::{KeyError, SealError, SealPolicy, SecretBytes, UnsealError, Unsealed};
 
 use crate::Ctx;
 
@@ -19,8 +19,8 @@ impl KeySource for Ctx<'_> {
         Ctx::identity(self)
     }
 
-    fn egetkey(&self, request: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String> {
-        Ctx::egetkey(self, request).map_err(|e| e.to_string())
+    fn egetkey(&self, request: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, KeyError> {
+        Ctx::egetkey(self, request).map_err(KeyError::from)
     }
 }
 
@@ -37,7 +37,8 @@ impl Ctx<'_> {
     /// Unseals a blob made by [`Ctx::seal`] (here or in an earlier version of this enclave).
     ///
     /// A blob sealed by a later ISVSVN, or on a platform with a later CPUSVN, fails with
-    /// [`UnsealError::KeyUnavailable`]; one that was changed, or sealed for another enclave,
+    /// [`UnsealError::KeyUnavailable`]; while the platform daemon is unreachable, with
+    /// [`UnsealError::Platform`] whose source says so; one that was changed, or sealed for another enclave,
     /// signer, product or platform, fails with [`UnsealError::Tampered`]. The plaintext is wiped
     /// when the [`Unsealed`] is dropped.
     pub fn unseal(&self, blob: &[u8]) -> Result<Unsealed, UnsealError> {

@@ -11,26 +11,39 @@
 //! confusing either side.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
-use coffer_abi::{Codec, FixedSize, Report, ReportBody, Targetinfo};
+use coffer_abi::keyrequest::{KeyName, KeyPolicy};
+use coffer_abi::{Codec, DecodeError, FixedSize, Report, ReportBody, Targetinfo};
+use coffer_channel::mailbox::{
+    ANSWER_SIZE, KeyAnswer, Mailbox, MailboxClient, MailboxError, REQUEST_SIZE,
+};
 use coffer_proto::FrameError;
 use coffer_proto::enclave::{DaemonReply, EnclaveMessage};
+use coffer_seal::{EgetkeyError, KeyError};
+use rustix::io::Errno;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
 /// Why a platform service did not deliver.
 #[derive(Debug, Error)]
 pub enum ServiceError {
-    /// The daemon connection failed or carried a malformed message.
-    #[error("the platform daemon connection failed: {0}")]
-    Connection(#[from] FrameError),
-    /// The daemon refused the request.
+    /// The daemon's socket is closed: the daemon stopped (or restarted, which ends this
+    /// enclave's connection for good).
+    #[error("the platform daemon is unreachable")]
+    DaemonUnreachable(#[source] FrameError),
+    /// The daemon connection failed otherwise, or carried a malformed message.
+    #[error("the platform daemon connection failed")]
+    Connection(#[source] FrameError),
+    /// The daemon refused the request, with its reason.
     #[error("the platform refused {request}: {reason}")]
     Refused {
         request: &'static str,
         reason: String,
     },
+    /// EGETKEY refused the request through the key mailbox, with the SDM's reason.
+    #[error("the platform refused EGETKEY")]
+    Egetkey(#[source] EgetkeyError),
     /// The daemon answered with another kind of reply.
     #[error("the platform answered {request} with {got} instead of {expected}")]
     UnexpectedReply {
@@ -38,23 +51,61 @@ pub enum ServiceError {
         expected: &'static str,
         got: &'static str,
     },
-    /// The reply has the right kind but malformed content.
-    #[error("the platform's answer to {request} is malformed: {reason}")]
+    /// The key the daemon sent has the wrong length.
+    #[error("the platform's answer to EGETKEY is malformed: a key of {len} bytes, not 16")]
+    KeyLength { len: usize },
+    /// The key mailbox failed: the daemon did not answer in time, or its answer is malformed.
+    #[error("the key mailbox failed")]
+    Mailbox(#[source] MailboxError),
+    /// The structure the daemon sent does not decode.
+    #[error("the platform's answer to {request} is malformed")]
     Malformed {
         request: &'static str,
-        reason: String,
+        #[source]
+        source: DecodeError,
     },
+    /// The daemon sent an empty quote.
+    #[error("the platform's quote is empty")]
+    EmptyQuote,
     /// The REPORT is not of this enclave or not of the given REPORTDATA.
     #[error("the platform's REPORT does not match the request: its {0} differs")]
     ReportMismatch(&'static str),
 }
 
-/// The daemon socket, shared by the workers.
+impl From<FrameError> for ServiceError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Closed
+            | FrameError::Io(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
+                ServiceError::DaemonUnreachable(e)
+            }
+            e => ServiceError::Connection(e),
+        }
+    }
+}
+
+impl From<ServiceError> for KeyError {
+    /// The seal and local-attestation view of a failed EGETKEY: a refusal stays a refusal, an
+    /// unreachable daemon stays one, and everything else is a malformed answer; the runtime's
+    /// error is kept as the source.
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Egetkey(refusal) => KeyError::Refused(refusal),
+            ServiceError::Refused { reason, .. } => KeyError::RefusedWithReason { reason },
+            e @ ServiceError::DaemonUnreachable(_) => KeyError::DaemonUnreachable(Box::new(e)),
+            e => KeyError::Malformed(Box::new(e)),
+        }
+    }
+}
+
+/// The daemon socket, shared by the workers, and the key mailbox once the daemon took it.
 #[derive(Debug)]
 pub(crate) struct Services {
     sock: OwnedFd,
     /// Held from a request's send to its reply's receipt.
     in_flight: Mutex<()>,
+    /// EGETKEY without a socket round trip (`coffer_channel::mailbox`).
+    mailbox: OnceLock<MailboxClient>,
 }
 
 impl Services {
@@ -62,7 +113,68 @@ impl Services {
         Services {
             sock,
             in_flight: Mutex::new(()),
+            mailbox: OnceLock::new(),
         }
+    }
+
+    /// Hands the daemon the key mailbox `fd` maps; from its `Accepted` on, EGETKEY goes through
+    /// the mailbox. A daemon that refuses leaves EGETKEY on the socket. Returns whether the
+    /// mailbox is in use.
+    pub fn offer_mailbox(&self, mailbox: Mailbox, fd: OwnedFd) -> Result<bool, ServiceError> {
+        let _turn = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        coffer_proto::send(
+            self.sock.as_fd(),
+            &EnclaveMessage::KeyMailbox,
+            &[fd.as_fd()],
+        )?;
+        drop(fd);
+        let (reply, _fds) = coffer_proto::recv::<DaemonReply>(self.sock.as_fd())?;
+        match reply {
+            DaemonReply::Accepted => Ok(self.mailbox.set(MailboxClient::new(mailbox)).is_ok()),
+            DaemonReply::Error(_) => Ok(false),
+            other => Err(unexpected("the key mailbox", "Accepted", &other)),
+        }
+    }
+
+    /// Whether the daemon's end of the socket is still open (a peek that neither waits nor
+    /// takes anything: a pending reply belongs to whoever waits for it).
+    fn connected(&self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        match rustix::net::recvmsg(
+            &self.sock,
+            &mut iov,
+            &mut rustix::net::RecvAncillaryBuffer::default(),
+            rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT,
+        ) {
+            Ok(msg) => msg.bytes > 0,
+            Err(e) => e == Errno::AGAIN || e == Errno::INTR,
+        }
+    }
+
+    /// EGETKEY through the mailbox; `None` when there is none or the daemon stopped serving
+    /// it (the socket then says why).
+    fn egetkey_by_mailbox(
+        &self,
+        keyrequest: &coffer_abi::Keyrequest,
+    ) -> Option<Result<Zeroizing<[u8; 16]>, ServiceError>> {
+        let mailbox = self.mailbox.get()?;
+        let request: [u8; REQUEST_SIZE] = keyrequest.to_bytes().try_into().ok()?;
+        let mut answer = Zeroizing::new([0u8; ANSWER_SIZE]);
+        match mailbox.call(&request, &mut answer, &|| self.connected()) {
+            Ok(()) => {}
+            Err(MailboxError::Closed) => return None,
+            Err(e) => return Some(Err(ServiceError::Mailbox(e))),
+        }
+        Some(match KeyAnswer::decode(&answer) {
+            Ok(KeyAnswer::Key(key)) => Ok(Zeroizing::new(key)),
+            Ok(KeyAnswer::MalformedRequest) => Err(ServiceError::Refused {
+                request: "EGETKEY",
+                reason: "the KEYREQUEST is malformed".into(),
+            }),
+            Ok(refusal) => Err(refusal_reason(&refusal)),
+            Err(e) => Err(ServiceError::Mailbox(e)),
+        })
     }
 
     /// Sends a message that expects no reply.
@@ -97,6 +209,9 @@ impl Services {
         keyrequest: &coffer_abi::Keyrequest,
     ) -> Result<Zeroizing<[u8; 16]>, ServiceError> {
         const REQUEST: &str = "EGETKEY";
+        if let Some(result) = self.egetkey_by_mailbox(keyrequest) {
+            return result;
+        }
         let msg = EnclaveMessage::Egetkey {
             keyrequest: keyrequest.to_bytes(),
         };
@@ -107,11 +222,7 @@ impl Services {
         };
         let mut key = Zeroizing::new([0u8; 16]);
         if bytes.len() != key.len() {
-            let reason = format!("a key of {} bytes, not 16", bytes.len());
-            return Err(ServiceError::Malformed {
-                request: REQUEST,
-                reason,
-            });
+            return Err(ServiceError::KeyLength { len: bytes.len() });
         }
         key.copy_from_slice(&bytes);
         Ok(key)
@@ -162,21 +273,39 @@ impl Services {
             report: report.to_bytes(),
         };
         match self.request(REQUEST, &msg)? {
-            DaemonReply::Quote(bytes) if bytes.is_empty() => Err(ServiceError::Malformed {
-                request: REQUEST,
-                reason: "an empty quote".into(),
-            }),
+            DaemonReply::Quote(bytes) if bytes.is_empty() => Err(ServiceError::EmptyQuote),
             DaemonReply::Quote(bytes) => Ok(bytes),
             other => Err(unexpected(REQUEST, "a quote", &other)),
         }
     }
 }
 
-fn parse<T: FixedSize>(request: &'static str, bytes: &[u8]) -> Result<T, ServiceError> {
-    T::from_bytes(bytes).map_err(|e| ServiceError::Malformed {
-        request,
-        reason: e.to_string(),
+/// The SDM's reason for a refusal the mailbox carries.
+fn refusal_reason(answer: &KeyAnswer) -> ServiceError {
+    ServiceError::Egetkey(match *answer {
+        KeyAnswer::InvalidIsvsvn { requested, current } => {
+            EgetkeyError::InvalidIsvsvn { requested, current }
+        }
+        KeyAnswer::InvalidCpusvn { requested, current } => {
+            EgetkeyError::InvalidCpusvn { requested, current }
+        }
+        KeyAnswer::NotAllowed { keyname } => EgetkeyError::NotAllowed(KeyName(keyname)),
+        KeyAnswer::InvalidKeyname { keyname } => EgetkeyError::InvalidKeyname(KeyName(keyname)),
+        KeyAnswer::InvalidKeypolicy { keypolicy } => {
+            EgetkeyError::InvalidKeypolicy(KeyPolicy::from_bits_retain(keypolicy))
+        }
+        KeyAnswer::Key(_) | KeyAnswer::MalformedRequest => {
+            return ServiceError::UnexpectedReply {
+                request: "EGETKEY",
+                expected: "a refusal",
+                got: "another answer",
+            };
+        }
     })
+}
+
+fn parse<T: FixedSize>(request: &'static str, bytes: &[u8]) -> Result<T, ServiceError> {
+    T::from_bytes(bytes).map_err(|source| ServiceError::Malformed { request, source })
 }
 
 fn unexpected(request: &'static str, expected: &'static str, got: &DaemonReply) -> ServiceError {
@@ -188,6 +317,7 @@ fn unexpected(request: &'static str, expected: &'static str, got: &DaemonReply) 
             DaemonReply::Report(_) => "a report",
             DaemonReply::Quote(_) => "a quote",
             DaemonReply::Targetinfo(_) => "a target info",
+            DaemonReply::Accepted => "Accepted",
             DaemonReply::Error(_) => "an error",
         },
     }

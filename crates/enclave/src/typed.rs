@@ -14,7 +14,7 @@ use coffer_interface::{
 use thiserror::Error;
 
 use crate::boot::Settings;
-use crate::ctx::{Ctx, EcallError, OcallError};
+use crate::ctx::{Ctx, HandlerError, OcallError};
 use crate::runtime::Runtime;
 
 /// An enclave's typed interface: the implementation of its `#[ecalls]` trait, and the `#[ocalls]`
@@ -72,8 +72,8 @@ pub fn run_interface<I: Send + Sync + 'static>(interface: Interface<I>) -> ! {
     let handler =
         move |_: &Ctx<'_>, call_id: u32, input: &[u8]| match dispatch(&imp, call_id, input) {
             Ok(output) => Ok(output),
-            Err(DispatchError::UnknownCall(_)) => Err(EcallError::UnknownCall),
-            Err(e) => Err(EcallError::failed(e)),
+            Err(DispatchError::UnknownCall(_)) => Err(HandlerError::UnknownCall),
+            Err(e) => Err(HandlerError::failed(e)),
         };
     crate::runtime::run_with(Box::new(handler), Some(expected))
 }
@@ -108,16 +108,38 @@ macro_rules! entry_interface {
 pub enum InterfaceMismatch {
     /// The host was built from another version of the ECALL trait.
     #[error("interface mismatch: the host expects {host}, this enclave implements {enclave}")]
-    Ecalls { host: String, enclave: String },
+    Ecalls {
+        host: NamedInterface,
+        enclave: NamedInterface,
+    },
     /// The host serves another version of the OCALL trait.
     #[error("interface mismatch: the host serves OCALLs {host}, this enclave calls {enclave}")]
-    Ocalls { host: String, enclave: String },
+    Ocalls {
+        host: NamedInterface,
+        enclave: NamedInterface,
+    },
     /// The host's interface id is neither one nor two 32-byte ids.
     #[error(
         "interface mismatch: the host sent a {len}-byte interface id (one or two 32-byte ids \
          expected), this enclave implements {enclave}"
     )]
-    Length { len: usize, enclave: String },
+    Length { len: usize, enclave: NamedInterface },
+}
+
+/// An interface as an error names it: its trait name, if known, and its id (shown in hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedInterface {
+    pub name: Option<String>,
+    pub id: [u8; 32],
+}
+
+impl std::fmt::Display for NamedInterface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{name} {}", hex::encode(self.id)),
+            None => write!(f, "interface {}", hex::encode(self.id)),
+        }
+    }
 }
 
 /// The interfaces a typed enclave serves and calls.
@@ -129,8 +151,11 @@ pub(crate) struct Expected {
 
 const ID: usize = 32;
 
-fn described(info: &InterfaceInfo) -> String {
-    format!("{} {}", info.name, info.id_hex())
+fn described(info: &InterfaceInfo) -> NamedInterface {
+    NamedInterface {
+        name: Some(info.name.to_owned()),
+        id: info.id,
+    }
 }
 
 impl Expected {
@@ -141,9 +166,14 @@ impl Expected {
         if ids.is_empty() {
             return Ok(());
         }
-        let host = |i: usize, id: &[u8]| match settings.interface_names.get(i) {
-            Some(name) if !name.is_empty() => format!("{name} {}", hex::encode(id)),
-            _ => format!("interface {}", hex::encode(id)),
+        let host = |i: usize, id: &[u8]| NamedInterface {
+            name: settings
+                .interface_names
+                .get(i)
+                .filter(|name| !name.is_empty())
+                .cloned(),
+            // Callers pass exactly 32 bytes (split above).
+            id: <[u8; ID]>::try_from(id).unwrap_or_default(),
         };
         let (ecalls, ocalls) = match ids.len() {
             ID => (ids, None),

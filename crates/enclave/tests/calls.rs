@@ -37,6 +37,8 @@ mod test_enclave {
     pub const PANIC: u32 = 6;
     pub const QUOTE: u32 = 7;
     pub const INFO: u32 = 8;
+    pub const SEAL: u32 = 9;
+    pub const UNSEAL: u32 = 10;
 }
 
 fn platform() -> PlatformRoot {
@@ -240,6 +242,94 @@ fn rejects_a_refused_key_request_with_the_platform_reason() {
             "the platform refused EGETKEY: key request ISVSVN 9 is above the enclave's ISVSVN 1"
         );
     });
+}
+
+#[test]
+fn serves_egetkey_through_the_key_mailbox_with_typed_refusals() {
+    use coffer_channel::mailbox::KeyAnswer;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (enclave, server) =
+        common::launch_with_mailbox(&binaries().test_enclave, &Options::hello());
+    let stop = AtomicBool::new(false);
+    let served = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            server.serve(&stop, |bytes| {
+                served.fetch_add(1, Ordering::SeqCst);
+                let Ok(req) = Keyrequest::from_bytes(bytes) else {
+                    return KeyAnswer::MalformedRequest;
+                };
+                match platform().egetkey(&identity(false), &req) {
+                    Ok(key) => KeyAnswer::Key(*key),
+                    Err(coffer_cpu::EgetkeyError::InvalidIsvsvn { requested, current }) => {
+                        KeyAnswer::InvalidIsvsvn { requested, current }
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            });
+        });
+        let request = Keyrequest {
+            keyname: KeyName::SEAL_KEY,
+            keyid: [4; 32],
+            ..Keyrequest::default()
+        };
+        for _ in 0..3 {
+            let result = enclave
+                .ecall(test_enclave::EGETKEY, &request.to_bytes())
+                .unwrap();
+            assert_eq!(result.status, Status::Ok);
+            let expected = platform().egetkey(&identity(false), &request).unwrap();
+            assert_eq!(result.output, expected.to_vec());
+        }
+        let newer = Keyrequest {
+            isvsvn: 9,
+            ..request
+        };
+        let result = enclave
+            .ecall(test_enclave::EGETKEY, &newer.to_bytes())
+            .unwrap();
+        assert_eq!(result.status, Status::Failed);
+        assert_eq!(
+            String::from_utf8(result.output).unwrap(),
+            "the platform refused EGETKEY: key request ISVSVN 9 is above the enclave's ISVSVN 1"
+        );
+        stop.store(true, Ordering::SeqCst);
+    });
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[test]
+fn a_sealed_blob_opened_while_the_daemon_is_down_reports_the_daemon_unreachable() {
+    let enclave = launch(&binaries().test_enclave, &Options::hello());
+    // The daemon derives the seal key for the blob.
+    let blob = enclave.with_call(
+        |e| e.ecall(test_enclave::SEAL, b"kept for later").unwrap(),
+        |e| {
+            let EnclaveMessage::Egetkey { keyrequest } = e.recv() else {
+                panic!("expected Egetkey");
+            };
+            let req = Keyrequest::from_bytes(&keyrequest).unwrap();
+            let key = platform().egetkey(&identity(false), &req).unwrap();
+            e.reply(&DaemonReply::Key(key.to_vec()));
+        },
+    );
+    assert_eq!(blob.status, Status::Ok);
+    // The daemon goes away: its end of the socket closes.
+    rustix::net::shutdown(&enclave.daemon, rustix::net::Shutdown::Both).unwrap();
+    let result = enclave.ecall(test_enclave::UNSEAL, &blob.output).unwrap();
+    assert_eq!(result.status, Status::Failed);
+    let message = String::from_utf8(result.output).unwrap();
+    assert!(
+        message.starts_with(
+            "the platform did not answer the seal key request: the platform daemon is unreachable"
+        ),
+        "{message}"
+    );
+    assert!(
+        !message.contains("not available"),
+        "an unreachable daemon is not a key sealed by a newer version: {message}"
+    );
 }
 
 #[test]

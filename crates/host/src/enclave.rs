@@ -129,8 +129,8 @@ pub enum EcallError {
     Failed(Vec<u8>),
     #[error("the enclave refused the call's message as malformed or too large")]
     BadMessage,
-    #[error("{0}")]
-    Channel(CallError),
+    #[error("the call channel failed")]
+    Channel(#[source] CallError),
 }
 
 impl From<CallError> for EcallError {
@@ -178,7 +178,7 @@ impl Enclave {
         options: EnclaveOptions,
     ) -> Result<Enclave, HostError> {
         let layout = ChannelLayout::new(info.slot_count, info.slot_size)
-            .map_err(|e| HostError::Protocol(e.to_string()))?;
+            .map_err(HostError::ChannelLayout)?;
         let mut channel = Channel::open(fd.as_fd(), layout)?;
         if let Some(p) = options.wait_policy {
             channel.set_wait_policy(p);

@@ -4,6 +4,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use coffer_channel::LayoutError;
 use coffer_proto::FrameError;
 use coffer_proto::client::{
     CreateOptions, InterfaceId, PlatformError, PlatformStatus, Request, Response,
@@ -24,20 +25,53 @@ pub enum HostError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("platform daemon connection: {0}")]
+    #[error("platform daemon connection")]
     Frame(#[from] FrameError),
     /// The daemon refused the request; the error names the reason.
     #[error("{0}")]
     Refused(#[from] PlatformError),
-    #[error("the platform daemon answered out of turn: {0}")]
-    Protocol(String),
     #[error(
         "interface ids of {len} bytes: give none (raw calls), the ECALL interface's 32, or 64 with \
          the OCALL interface's"
     )]
     InterfaceIds { len: usize },
-    #[error("the enclave's call channel could not be opened: {0}")]
+    /// The daemon answered a request with another kind of response.
+    #[error("the platform daemon answered {request} with {got} instead of {expected}")]
+    UnexpectedResponse {
+        request: &'static str,
+        expected: &'static str,
+        got: &'static str,
+    },
+    /// `Created` must carry exactly the channel memfd.
+    #[error("the platform daemon sent {count} descriptors with Created, not the one channel")]
+    ChannelDescriptors { count: usize },
+    /// The channel geometry in `Created` is not one a channel can have.
+    #[error("the platform daemon's channel geometry is invalid")]
+    ChannelLayout(#[source] LayoutError),
+    /// A thread panicked while it held the daemon connection: what it sent or received is
+    /// unknown, so the connection is not used again.
+    #[error("the platform daemon connection is poisoned by a panic during a request")]
+    ConnectionPoisoned,
+    #[error("the enclave's call channel could not be opened")]
     Channel(#[from] coffer_channel::CallError),
+}
+
+/// A response's name, for errors (never its content).
+fn response_name(r: &Response) -> &'static str {
+    match r {
+        Response::Created(_) => "Created",
+        Response::Destroyed { .. } => "Destroyed",
+        Response::Status(_) => "Status",
+        Response::Error(_) => "Error",
+    }
+}
+
+fn unexpected(request: &'static str, expected: &'static str, got: &Response) -> HostError {
+    HostError::UnexpectedResponse {
+        request,
+        expected,
+        got: response_name(got),
+    }
 }
 
 /// One connection to the daemon, shared by the enclaves it created.
@@ -56,7 +90,7 @@ impl Conn {
         let sock = self
             .sock
             .lock()
-            .map_err(|_| HostError::Protocol("connection lock poisoned".into()))?;
+            .map_err(|_| HostError::ConnectionPoisoned)?;
         coffer_proto::send(sock.as_fd(), req, fds)?;
         Ok(coffer_proto::recv(sock.as_fd())?)
     }
@@ -111,16 +145,13 @@ impl Platform {
         match resp {
             Response::Created(created) => {
                 if fds.len() != 1 {
-                    return Err(HostError::Protocol(format!(
-                        "expected the channel descriptor with Created, got {} descriptors",
-                        fds.len()
-                    )));
+                    return Err(HostError::ChannelDescriptors { count: fds.len() });
                 }
                 let fd = fds.remove(0);
                 Enclave::new(self.conn.clone(), created, fd, options)
             }
             Response::Error(e) => Err(HostError::Refused(e)),
-            other => Err(HostError::Protocol(format!("{other:?}"))),
+            other => Err(unexpected("Create", "Created", &other)),
         }
     }
 
@@ -129,7 +160,7 @@ impl Platform {
         match self.conn.call(&Request::Status, &[])?.0 {
             Response::Status(s) => Ok(s),
             Response::Error(e) => Err(HostError::Refused(e)),
-            other => Err(HostError::Protocol(format!("{other:?}"))),
+            other => Err(unexpected("Status", "Status", &other)),
         }
     }
 
@@ -159,6 +190,6 @@ pub(crate) fn destroy(conn: &Conn, id: u64) -> Result<(), HostError> {
     match conn.call(&Request::Destroy { id }, &[])?.0 {
         Response::Destroyed { .. } => Ok(()),
         Response::Error(e) => Err(HostError::Refused(e)),
-        other => Err(HostError::Protocol(format!("{other:?}"))),
+        other => Err(unexpected("Destroy", "Destroyed", &other)),
     }
 }

@@ -25,7 +25,7 @@ use cmac::{Cmac, KeyInit, Mac};
 use coffer_abi::keyrequest::{KeyName, Keyrequest};
 use coffer_abi::report::Report;
 use coffer_abi::targetinfo::Targetinfo;
-use coffer_abi::{Codec, ReportBody};
+use coffer_abi::{Codec, DecodeError, ReportBody};
 use hkdf::Hkdf;
 use p256::PublicKey;
 use p256::ecdh::EphemeralSecret;
@@ -34,21 +34,32 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+pub use coffer_seal::{KeyError, ServiceCause};
+
 /// What an enclave needs from its platform to attest locally.
 pub trait ReportService {
     /// The enclave's own identity.
     fn identity(&self) -> &ReportBody;
-    /// EREPORT for `target` with `reportdata`.
-    fn ereport(&self, target: &Targetinfo, reportdata: &[u8; 64]) -> Result<Report, String>;
+    /// EREPORT for `target` with `reportdata`; a failure keeps the platform's own error.
+    fn ereport(&self, target: &Targetinfo, reportdata: &[u8; 64]) -> Result<Report, ServiceCause>;
     /// EGETKEY (only the REPORT_KEY is asked for here).
-    fn egetkey(&self, request: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String>;
+    fn egetkey(&self, request: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, KeyError>;
 }
 
 /// Why a handshake failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum LocalAttestError {
-    #[error("malformed handshake message: {0}")]
-    Malformed(String),
+    #[error("malformed handshake message")]
+    Malformed(#[source] DecodeError),
+    /// The responder's TARGETINFO names another enclave than the one its REPORT is of.
+    #[error(
+        "the responder's TARGETINFO names enclave {}, its REPORT is of enclave {}",
+        hex::encode(.targetinfo), hex::encode(.report)
+    )]
+    TargetMismatch {
+        targetinfo: [u8; 32],
+        report: [u8; 32],
+    },
     #[error(
         "the peer's REPORT MAC does not verify: it was altered, targets another enclave, or comes from another platform"
     )]
@@ -57,12 +68,14 @@ pub enum LocalAttestError {
         "the peer's REPORTDATA does not bind this exchange's keys (a replayed or foreign report)"
     )]
     ReportData,
-    #[error("the platform service failed: {0}")]
-    Platform(String),
+    /// The platform gave no report key to verify the peer's REPORT with.
+    #[error("the platform gave no report key")]
+    Key(#[source] KeyError),
+    /// The platform made no REPORT of this enclave.
+    #[error("the platform made no REPORT")]
+    Report(#[source] ServiceCause),
     #[error("the peer's public key is not a valid P-256 point")]
     PublicKey,
-    #[error("no randomness: {0}")]
-    Random(String),
 }
 
 /// Initiator → responder.
@@ -124,7 +137,7 @@ fn encode_point(k: &PublicKey) -> Vec<u8> {
 }
 
 fn parse<T: Codec>(b: &[u8]) -> Result<T, LocalAttestError> {
-    T::from_bytes(b).map_err(|e| LocalAttestError::Malformed(e.to_string()))
+    T::from_bytes(b).map_err(LocalAttestError::Malformed)
 }
 
 /// Checks a REPORT targeted at this enclave: EGETKEY(REPORT_KEY, report.KEYID), CMAC over the body,
@@ -138,9 +151,8 @@ pub fn verify_report(
         keyid: report.keyid,
         ..Keyrequest::default()
     };
-    let key = svc.egetkey(&req).map_err(LocalAttestError::Platform)?;
-    let mut mac = <Cmac<aes::Aes128> as KeyInit>::new_from_slice(&key[..])
-        .map_err(|_| LocalAttestError::Platform("report key of the wrong size".into()))?;
+    let key = svc.egetkey(&req).map_err(LocalAttestError::Key)?;
+    let mut mac = <Cmac<aes::Aes128> as KeyInit>::new(&(*key).into());
     mac.update(&report.mac_data());
     let expected: [u8; 16] = mac.finalize().into_bytes().into();
     if bool::from(expected.ct_eq(&report.mac)) {
@@ -218,13 +230,14 @@ impl Initiator {
             return Err(LocalAttestError::ReportData);
         }
         if peer_ti.measurement != peer.mrenclave {
-            return Err(LocalAttestError::Malformed(
-                "the responder's TARGETINFO names another enclave than its report".into(),
-            ));
+            return Err(LocalAttestError::TargetMismatch {
+                targetinfo: peer_ti.measurement,
+                report: peer.mrenclave,
+            });
         }
         let mine = svc
             .ereport(&peer_ti, &bind(LABEL_3, &self.public, &msg.public_key))
-            .map_err(LocalAttestError::Platform)?;
+            .map_err(LocalAttestError::Report)?;
         let key = session_key(&self.secret, &peer_key, &self.public, &msg.public_key);
         Ok((
             Session { peer, key },
@@ -261,7 +274,7 @@ impl Responder {
         let public = encode_point(&secret.public_key());
         let report = svc
             .ereport(&target, &bind(LABEL_2, &msg.public_key, &public))
-            .map_err(LocalAttestError::Platform)?;
+            .map_err(LocalAttestError::Report)?;
         let out = Msg2 {
             targetinfo: Targetinfo::from_report_body(svc.identity()).to_bytes(),
             public_key: public.clone(),

@@ -34,6 +34,7 @@ pub mod allowlist;
 mod config;
 mod daemon;
 mod epc;
+mod key_mailbox;
 mod launch;
 mod launcher;
 mod lost;

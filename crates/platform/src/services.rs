@@ -50,6 +50,16 @@ impl CpuServices {
         self.root.cpusvn()
     }
 
+    /// EGETKEY for the enclave whose identity (SECS) is `secs`: the socket's `Egetkey` and the
+    /// key mailbox (`key_mailbox`) both derive here.
+    pub fn egetkey(
+        &self,
+        secs: &ReportBody,
+        req: &Keyrequest,
+    ) -> Result<zeroize::Zeroizing<[u8; 16]>, coffer_cpu::EgetkeyError> {
+        self.root.egetkey(secs, req)
+    }
+
     /// Answers one message of the enclave whose identity (SECS) is `secs`.
     pub fn handle(&self, secs: &ReportBody, msg: EnclaveMessage) -> Outcome {
         match msg {
@@ -58,7 +68,7 @@ impl CpuServices {
                     Ok(r) => r,
                     Err(e) => return Outcome::Reply(DaemonReply::Error(e.to_string())),
                 };
-                Outcome::Reply(match self.root.egetkey(secs, &req) {
+                Outcome::Reply(match self.egetkey(secs, &req) {
                     Ok(key) => DaemonReply::Key(key.to_vec()),
                     Err(e) => DaemonReply::Error(e.to_string()),
                 })
@@ -93,6 +103,10 @@ impl CpuServices {
                 reason: clip(&format!("the enclave failed: {reason}")),
             },
             EnclaveMessage::Ready { .. } => Outcome::Ignore,
+            // The supervisor takes it with its descriptor (`key_mailbox`); here it has none.
+            EnclaveMessage::KeyMailbox => Outcome::Reply(DaemonReply::Error(
+                "a key mailbox comes with its descriptor".into(),
+            )),
         }
     }
 }

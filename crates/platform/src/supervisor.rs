@@ -16,6 +16,7 @@ use coffer_proto::enclave::{DaemonReply, EnclaveMessage};
 use coffer_proto::{FrameError, recv, send};
 use zeroize::Zeroize;
 
+use crate::key_mailbox;
 use crate::lost::{code, exit_reason};
 use crate::services::Outcome;
 use crate::shared::Shared;
@@ -40,6 +41,8 @@ pub struct Supervised {
 pub fn supervise(shared: Arc<Shared>, s: Supervised) {
     let pid = s.live.child.pid();
     let mut socket_open = true;
+    // Served until this function returns, after the process has ended.
+    let mut mailbox = None;
     loop {
         let fds = if socket_open {
             vec![s.live.child.pidfd(), s.socket.as_fd()]
@@ -55,7 +58,7 @@ pub fn supervise(shared: Arc<Shared>, s: Supervised) {
             }
         };
         if ready.get(1).copied().unwrap_or(false) {
-            socket_open = serve_one(&shared, &s);
+            socket_open = serve_one(&shared, &s, &mut mailbox);
             continue;
         }
         if ready.first().copied().unwrap_or(false) {
@@ -83,7 +86,7 @@ pub fn supervise(shared: Arc<Shared>, s: Supervised) {
             .and_then(|r| r.first().copied())
             .unwrap_or(false)
     {
-        socket_open = serve_one(&shared, &s);
+        socket_open = serve_one(&shared, &s, &mut mailbox);
     }
     // A process traced by another one is reaped only once its tracer lets go, but its memory is
     // already gone: record the loss and return the EPC now, then reap.
@@ -101,8 +104,16 @@ pub fn supervise(shared: Arc<Shared>, s: Supervised) {
 }
 
 /// Handles one message; returns whether the socket is still open.
-fn serve_one(shared: &Shared, s: &Supervised) -> bool {
+fn serve_one(
+    shared: &Arc<Shared>,
+    s: &Supervised,
+    mailbox: &mut Option<key_mailbox::Served>,
+) -> bool {
     let msg = match recv::<EnclaveMessage>(s.socket.as_fd()) {
+        Ok((EnclaveMessage::KeyMailbox, fds)) => {
+            let reply = key_mailbox::accept(shared, s.id, &s.identity, fds, mailbox);
+            return send(s.socket.as_fd(), &reply, &[]).is_ok();
+        }
         Ok((msg, _fds)) => msg,
         Err(FrameError::Closed) => return false,
         Err(

@@ -131,6 +131,10 @@ pub enum EnclaveMessage {
     Quote { report: Vec<u8> },
     /// The quoting enclave's TARGETINFO, to target a report at it.
     QeTargetinfo,
+    /// The key mailbox (`coffer_channel::mailbox`): its memfd is attached. The daemon maps it
+    /// (one sealed page, or it refuses), serves EGETKEY there from then on, and answers
+    /// [`DaemonReply::Accepted`]; a second mailbox is refused.
+    KeyMailbox,
 }
 
 impl EnclaveMessage {
@@ -144,6 +148,7 @@ impl EnclaveMessage {
             EnclaveMessage::Ereport { .. } => "Ereport",
             EnclaveMessage::Quote { .. } => "Quote",
             EnclaveMessage::QeTargetinfo => "QeTargetinfo",
+            EnclaveMessage::KeyMailbox => "KeyMailbox",
         }
     }
 
@@ -151,7 +156,9 @@ impl EnclaveMessage {
     pub fn check(&self) -> Result<(), MessageError> {
         let name = self.name();
         match self {
-            EnclaveMessage::Ready { .. } | EnclaveMessage::QeTargetinfo => Ok(()),
+            EnclaveMessage::Ready { .. }
+            | EnclaveMessage::QeTargetinfo
+            | EnclaveMessage::KeyMailbox => Ok(()),
             EnclaveMessage::Failed { reason } | EnclaveMessage::Lost { reason } => {
                 if reason.len() > MAX_REASON {
                     return Err(MessageError::Reason {
@@ -183,6 +190,8 @@ pub enum DaemonReply {
     Report(Vec<u8>),
     Quote(Vec<u8>),
     Targetinfo(Vec<u8>),
+    /// The request is done ([`EnclaveMessage::KeyMailbox`]).
+    Accepted,
     Error(String),
 }
 

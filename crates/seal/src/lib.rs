@@ -19,6 +19,10 @@
 
 #![forbid(unsafe_code)]
 
+mod secret;
+
+pub use secret::{SecretBytes, wipe};
+
 use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes128Gcm, Nonce, Tag};
@@ -28,6 +32,8 @@ use coffer_abi::sealed::{
 };
 use coffer_abi::{Attributes, AttributesFlags, DecodeError, ReportBody};
 use zeroize::Zeroizing;
+
+pub use coffer_cpu::EgetkeyError;
 
 /// Attribute bits bound into seal keys by default, as the SDK's `TSEAL_DEFAULT_FLAGSMASK`:
 /// INIT, DEBUG and the reserved upper byte. MODE64BIT and the provisioning bits are left out.
@@ -49,40 +55,78 @@ pub trait KeySource {
     /// The enclave's own identity (ISVSVN, CPUSVN) as EREPORT reports it.
     fn identity(&self) -> &ReportBody;
     /// EGETKEY.
-    fn egetkey(&self, request: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String>;
+    fn egetkey(&self, request: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, KeyError>;
+}
+
+/// The cause a platform service gives for a failure of its own (the enclave runtime's error:
+/// a closed socket, a malformed frame), kept whole as the error's source.
+pub type ServiceCause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why EGETKEY did not give a key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// EGETKEY refused the request, for one of the SDM's reasons (a newer ISVSVN or CPUSVN, a
+    /// key the enclave's attributes do not allow, an invalid policy).
+    #[error("EGETKEY refused the key request")]
+    Refused(#[source] EgetkeyError),
+    /// The platform refused the request and said why in words (the daemon socket's refusal).
+    #[error("the platform refused the key request: {reason}")]
+    RefusedWithReason { reason: String },
+    /// The platform daemon cannot be reached: its socket or key mailbox is closed (the daemon
+    /// stopped, or restarted without this enclave).
+    #[error("the platform daemon is unreachable")]
+    DaemonUnreachable(#[source] ServiceCause),
+    /// The platform answered with something that is not a key.
+    #[error("the platform's answer to EGETKEY is malformed")]
+    Malformed(#[source] ServiceCause),
+}
+
+impl KeyError {
+    /// Whether the platform itself refused (as opposed to not being reachable or not answering
+    /// properly): a refusal is final, the other failures may pass.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            KeyError::Refused(_) | KeyError::RefusedWithReason { .. }
+        )
+    }
 }
 
 /// Why sealing failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SealError {
-    #[error("the data is too large to seal: {0}")]
-    TooLarge(DecodeError),
-    #[error("the platform refused the seal key: {0}")]
-    Key(String),
-    #[error("no randomness for the key id: {0}")]
-    Random(String),
+    #[error("the data is too large to seal")]
+    TooLarge(#[source] DecodeError),
+    #[error("the platform gave no seal key")]
+    Key(#[source] KeyError),
+    #[error("no randomness for the key id")]
+    Random(#[source] getrandom::Error),
 }
 
 /// Why unsealing failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum UnsealError {
     /// The bytes are not a sealed-data blob (truncated, padded, inconsistent lengths).
-    #[error("not a sealed blob: {0}")]
-    Malformed(DecodeError),
+    #[error("not a sealed blob")]
+    Malformed(#[source] DecodeError),
     /// The blob was changed, or was sealed for another enclave, signer or platform.
     #[error("tampered sealed blob: {0}")]
     Tampered(&'static str),
     /// The platform will not derive the key the blob names: it was sealed by a newer enclave
     /// version (ISVSVN) or on a newer platform (CPUSVN), or its key policy is not allowed here.
-    #[error("the seal key is not available to this enclave: {0}")]
-    KeyUnavailable(String),
+    #[error("the seal key is not available to this enclave")]
+    KeyUnavailable(#[source] KeyError),
+    /// The platform could not be asked for the key (its daemon is unreachable) or answered
+    /// wrongly: the blob may be fine, and unsealing may succeed once the platform is back.
+    #[error("the platform did not answer the seal key request")]
+    Platform(#[source] KeyError),
 }
 
 /// What unsealing gives back.
 #[derive(Debug)]
 pub struct Unsealed {
-    /// The decrypted data, wiped when dropped.
-    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The decrypted data, wiped when dropped (at memset speed: [`SecretBytes`]).
+    pub plaintext: SecretBytes,
     /// The additional authenticated data, which was stored in clear.
     pub aad: Vec<u8>,
 }
@@ -100,7 +144,7 @@ pub fn seal(
 ) -> Result<Vec<u8>, SealError> {
     let me = src.identity();
     let mut keyid = [0u8; 32];
-    getrandom::fill(&mut keyid).map_err(|e| SealError::Random(e.to_string()))?;
+    getrandom::fill(&mut keyid).map_err(SealError::Random)?;
     let request = Keyrequest {
         keyname: KeyName::SEAL_KEY,
         keypolicy: match policy {
@@ -120,12 +164,18 @@ pub fn seal(
     // The blob is built in place: header, plaintext, additional data. It holds plaintext until
     // the encryption below, so it is wiped if anything fails before; its room is reserved up
     // front, so no reallocation leaves a copy behind.
-    let mut blob = Zeroizing::new(Vec::new());
-    SealedData::encode_header(&request, &[0; 16], plaintext.len(), aad.len(), &mut blob)
-        .map_err(SealError::TooLarge)?;
+    let mut blob = SecretBytes::default();
+    SealedData::encode_header(
+        &request,
+        &[0; 16],
+        plaintext.len(),
+        aad.len(),
+        blob.vec_mut(),
+    )
+    .map_err(SealError::TooLarge)?;
     let key = src.egetkey(&request).map_err(SealError::Key)?;
-    blob.extend_from_slice(plaintext);
-    blob.extend_from_slice(aad);
+    blob.vec_mut().extend_from_slice(plaintext);
+    blob.vec_mut().extend_from_slice(aad);
     let (header, payload) = blob.split_at_mut(SEALED_DATA_HEADER_SIZE);
     let text = payload.split_at_mut(plaintext.len()).0;
     let tag = gcm(&key)
@@ -138,7 +188,7 @@ pub fn seal(
         })?;
     header[SEALED_DATA_TAG_OFFSET..].copy_from_slice(&tag);
     // Encrypted now: hand the bytes over (what is left behind is empty).
-    Ok(std::mem::take(&mut *blob))
+    Ok(blob.into_public())
 }
 
 /// Unseals a blob made by [`seal`] (or by the SGX SDK's `sgx_seal_data` with the same keys).
@@ -164,12 +214,18 @@ pub fn unseal(src: &dyn KeySource, bytes: &[u8]) -> Result<Unsealed, UnsealError
             "CONFIGSVN is set but the key policy does not use it",
         ));
     }
-    let key = src.egetkey(r).map_err(UnsealError::KeyUnavailable)?;
+    let key = src.egetkey(r).map_err(|e| {
+        if e.is_refusal() {
+            UnsealError::KeyUnavailable(e)
+        } else {
+            UnsealError::Platform(e)
+        }
+    })?;
     // Decrypted from the blob straight into the plaintext's buffer, once the tag has verified
     // (aes-gcm checks the tag before it decrypts: on a bad tag the buffer stays zero).
     let ciphertext = blob.encrypted_text();
-    let mut plaintext = Zeroizing::new(vec![0u8; ciphertext.len()]);
-    let buffer = InOutBuf::new(ciphertext, plaintext.as_mut_slice())
+    let mut plaintext = SecretBytes::zeroed(ciphertext.len());
+    let buffer = InOutBuf::new(ciphertext, &mut plaintext)
         .map_err(|_| UnsealError::Tampered("the ciphertext does not fit its buffer"))?;
     let tag = Tag::from(blob.payload_tag);
     gcm(&key)

@@ -4,7 +4,7 @@
 use coffer_abi::keyrequest::Keyrequest;
 use coffer_abi::{Attributes, AttributesFlags, ReportBody};
 use coffer_cpu::PlatformRoot;
-use coffer_seal::{KeySource, SealPolicy, UnsealError, seal, unseal};
+use coffer_seal::{EgetkeyError, KeyError, KeySource, SealPolicy, UnsealError, seal, unseal};
 use zeroize::Zeroizing;
 
 struct Enclave<'a> {
@@ -16,10 +16,10 @@ impl KeySource for Enclave<'_> {
     fn identity(&self) -> &ReportBody {
         &self.id
     }
-    fn egetkey(&self, r: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String> {
+    fn egetkey(&self, r: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, KeyError> {
         self.platform
             .egetkey(&self.id, r)
-            .map_err(|e| e.to_string())
+            .map_err(KeyError::Refused)
     }
 }
 
@@ -221,7 +221,7 @@ fn rejects_data_over_the_cap_before_asking_for_a_key() {
         fn identity(&self) -> &ReportBody {
             self.0.identity()
         }
-        fn egetkey(&self, r: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, String> {
+        fn egetkey(&self, r: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, KeyError> {
             self.1.set(self.1.get() + 1);
             self.0.egetkey(r)
         }
@@ -246,4 +246,49 @@ fn rejects_data_over_the_cap_before_asking_for_a_key() {
     );
     seal(&e, SealPolicy::MrEnclave, b"", &big[..1]).unwrap();
     assert_eq!(e.1.get(), 1);
+}
+
+#[test]
+fn a_key_the_platform_refuses_is_unavailable_and_an_unreachable_platform_says_so() {
+    let p = platform(1);
+    let e = enclave(&p, 1, 1, 1, 2);
+    let blob = seal(&e, SealPolicy::MrSigner, b"", b"data").unwrap();
+
+    // An older version refuses the newer blob's key: the refusal is kept as the source.
+    let old = enclave(&p, 1, 1, 1, 1);
+    let err = unseal(&old, &blob).unwrap_err();
+    let UnsealError::KeyUnavailable(KeyError::Refused(EgetkeyError::InvalidIsvsvn {
+        requested: 2,
+        current: 1,
+    })) = err
+    else {
+        panic!("{err:?}")
+    };
+
+    // A platform that cannot be reached is not a key that is unavailable.
+    struct Down<'a>(Enclave<'a>);
+    impl KeySource for Down<'_> {
+        fn identity(&self) -> &ReportBody {
+            self.0.identity()
+        }
+        fn egetkey(&self, _: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, KeyError> {
+            let closed = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+            Err(KeyError::DaemonUnreachable(Box::new(closed)))
+        }
+    }
+    let err = unseal(&Down(enclave(&p, 1, 1, 1, 2)), &blob).unwrap_err();
+    assert!(
+        matches!(err, UnsealError::Platform(KeyError::DaemonUnreachable(_))),
+        "{err:?}"
+    );
+    let chain = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        chain[..2],
+        [
+            "the platform did not answer the seal key request",
+            "the platform daemon is unreachable"
+        ]
+    );
 }

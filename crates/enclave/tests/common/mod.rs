@@ -167,6 +167,28 @@ pub fn boot(options: &Options) -> Boot {
     }
 }
 
+/// Launches `image` with `options`, waits for Ready and takes the enclave's key mailbox, as the
+/// daemon does; returns the mailbox for the test to serve.
+pub fn launch_with_mailbox(
+    image: &Path,
+    options: &Options,
+) -> (Enclave, coffer_channel::mailbox::MailboxServer) {
+    let layout = ChannelLayout::new(options.tcs, options.slot_size).unwrap();
+    let enclave = spawn(image, layout);
+    enclave.send(&boot(options));
+    assert!(matches!(enclave.recv(), EnclaveMessage::Ready { .. }));
+    let (msg, fds) = coffer_proto::recv::<EnclaveMessage>(enclave.daemon.as_fd()).unwrap();
+    assert_eq!(msg, EnclaveMessage::KeyMailbox);
+    assert_eq!(fds.len(), 1);
+    let mailbox = coffer_channel::mailbox::Mailbox::open(fds[0].as_fd()).unwrap();
+    enclave.reply(&DaemonReply::Accepted);
+    enclave.channel.set_running();
+    (
+        enclave,
+        coffer_channel::mailbox::MailboxServer::new(mailbox),
+    )
+}
+
 /// Launches `image` with `options` and waits for Ready, as the daemon does.
 pub fn launch(image: &Path, options: &Options) -> Enclave {
     let layout = ChannelLayout::new(options.tcs, options.slot_size).unwrap();
@@ -177,6 +199,12 @@ pub fn launch(image: &Path, options: &Options) -> Enclave {
             assert_eq!(secret_memory, !options.debug, "secret memory reported");
         }
         other => panic!("expected Ready, got {other:?}"),
+    }
+    // The runtime offers its key mailbox next; this daemon keeps EGETKEY on the socket, where
+    // the tests see the requests.
+    match enclave.recv() {
+        EnclaveMessage::KeyMailbox => enclave.reply(&DaemonReply::Error("not here".into())),
+        other => panic!("expected KeyMailbox, got {other:?}"),
     }
     enclave.channel.set_running();
     enclave

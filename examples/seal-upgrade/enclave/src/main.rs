@@ -17,7 +17,7 @@
 #![forbid(unsafe_code)]
 
 use coffer_enclave::zeroize::Zeroizing;
-use coffer_enclave::{Ctx, SealPolicy, with_ctx};
+use coffer_enclave::{Ctx, SealPolicy, SecretBytes, error_message, with_ctx};
 use seal_upgrade_common::{
     Opened, Sealed, VAULT_INTERFACE, Vault, aad, aad_version, fingerprint, vault_dispatch,
 };
@@ -35,7 +35,7 @@ fn seal(ctx: &Ctx<'_>, secret: &[u8]) -> Result<Sealed, String> {
     let version = ctx.identity().isvsvn;
     let blob = ctx
         .seal(SealPolicy::MrSigner, &aad(version), secret)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| error_message(&e))?;
     Ok(Sealed {
         blob,
         sealed_by: version,
@@ -44,8 +44,8 @@ fn seal(ctx: &Ctx<'_>, secret: &[u8]) -> Result<Sealed, String> {
 }
 
 /// Unseals one of this example's blobs: the secret, and the version that sealed it.
-fn unseal(ctx: &Ctx<'_>, blob: &[u8]) -> Result<(Zeroizing<Vec<u8>>, u16), String> {
-    let unsealed = ctx.unseal(blob).map_err(|e| e.to_string())?;
+fn unseal(ctx: &Ctx<'_>, blob: &[u8]) -> Result<(SecretBytes, u16), String> {
+    let unsealed = ctx.unseal(blob).map_err(|e| error_message(&e))?;
     let sealed_by = aad_version(&unsealed.aad)
         .ok_or("the blob is sealed data of another application (its additional data differs)")?;
     Ok((unsealed.plaintext, sealed_by))
