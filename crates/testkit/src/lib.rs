@@ -13,6 +13,7 @@
 //! | [`process`] | child processes with timeouts that are killed when a test fails |
 //! | [`elf`] | where an ELF file keeps its code, and minimal static ELF files the layout accepts |
 //! | [`rng`] | reproducible pseudo-random test data |
+//! | [`postgres`] | the PostgreSQL test database's URL: skip without it, never when `CI=true` |
 //! | [`daemon`] | the platform daemon in-process on a temporary socket (feature `daemon`) |
 //!
 //! `coffer-boundary`'s and `coffer-enclave`'s tests use the kit without its default features
@@ -25,6 +26,7 @@ pub mod build;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod elf;
+pub mod postgres;
 pub mod process;
 #[allow(unsafe_code)]
 pub mod ptrace;
@@ -41,6 +43,7 @@ pub use build::{
 };
 #[cfg(feature = "daemon")]
 pub use daemon::Daemon;
+pub use postgres::postgres_url;
 pub use process::wait_until;
 pub use root::{is_root, require_root};
 pub use scan::{
