@@ -42,6 +42,9 @@ enum Command {
     /// Run the node's platform daemon, or show what it runs.
     #[command(subcommand)]
     Platform(cmd::platform::Command),
+    /// Run the key broker, or manage its keys.
+    #[command(subcommand)]
+    Kbs(cmd::kbs::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(a) => cmd::inspect::run(a).map_err(util::boxed),
         Command::Build(a) => cmd::build::run(a).map_err(util::boxed),
         Command::Platform(c) => cmd::platform::run(c).map_err(util::boxed),
+        Command::Kbs(c) => cmd::kbs::run(c).map_err(util::boxed),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -28,3 +28,5 @@ pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
     )
     .ok()
 }
+#[cfg(feature = "server")]
+pub mod client;

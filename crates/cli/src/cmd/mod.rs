@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod inspect;
+pub mod kbs;
 pub mod keygen;
 pub mod measure;
 pub mod platform;
