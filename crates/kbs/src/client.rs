@@ -39,7 +39,9 @@ pub struct KeySpec {
 
 fn policy_json(doc: &[u8], immutable: bool) -> Result<Value, PolicyError> {
     ReleasePolicy::parse(doc)?;
-    Ok(json!({"contentType": "application/json; charset=utf-8", "data": b64url(doc), "immutable": immutable}))
+    Ok(
+        json!({"contentType": "application/json; charset=utf-8", "data": b64url(doc), "immutable": immutable}),
+    )
 }
 
 impl Client {
@@ -51,7 +53,12 @@ impl Client {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ClientError> {
         let mut req = self
             .http
             .request(method, format!("{}{path}?api-version=7.4", self.url))
@@ -62,17 +69,31 @@ impl Client {
         let resp = req.send().await?;
         let status = resp.status();
         let text = resp.text().await?;
-        let value: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         if !status.is_success() {
-            let message = value["error"]["message"].as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
-            return Err(ClientError::Refused { status: status.as_u16(), message });
+            let message = value["error"]["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
+            return Err(ClientError::Refused {
+                status: status.as_u16(),
+                message,
+            });
         }
         Ok(value)
     }
 
     /// Creates (or imports) a new version of key `name`.
     pub async fn create(&self, name: &str, spec: &KeySpec) -> Result<Value, ClientError> {
-        let policy = spec.policy.as_deref().map(|p| policy_json(p, spec.immutable)).transpose()?;
+        let policy = spec
+            .policy
+            .as_deref()
+            .map(|p| policy_json(p, spec.immutable))
+            .transpose()?;
         let attributes = json!({"exportable": policy.is_some(), "enabled": true});
         match &spec.import {
             Some(material) => {
@@ -80,7 +101,8 @@ impl Client {
                 if let Some(p) = policy {
                     body["release_policy"] = p;
                 }
-                self.call(reqwest::Method::PUT, &format!("/keys/{name}"), Some(body)).await
+                self.call(reqwest::Method::PUT, &format!("/keys/{name}"), Some(body))
+                    .await
             }
             None => {
                 let mut body = json!({"kty": spec.kty, "attributes": attributes});
@@ -90,7 +112,12 @@ impl Client {
                 if let Some(p) = policy {
                     body["release_policy"] = p;
                 }
-                self.call(reqwest::Method::POST, &format!("/keys/{name}/create"), Some(body)).await
+                self.call(
+                    reqwest::Method::POST,
+                    &format!("/keys/{name}/create"),
+                    Some(body),
+                )
+                .await
             }
         }
     }
@@ -112,19 +139,36 @@ impl Client {
     }
 
     pub async fn delete(&self, name: &str) -> Result<Value, ClientError> {
-        self.call(reqwest::Method::DELETE, &format!("/keys/{name}"), None).await
+        self.call(reqwest::Method::DELETE, &format!("/keys/{name}"), None)
+            .await
     }
 
     pub async fn recover(&self, name: &str) -> Result<Value, ClientError> {
-        self.call(reqwest::Method::POST, &format!("/deletedkeys/{name}/recover"), None).await
+        self.call(
+            reqwest::Method::POST,
+            &format!("/deletedkeys/{name}/recover"),
+            None,
+        )
+        .await
     }
 
     pub async fn purge(&self, name: &str) -> Result<Value, ClientError> {
-        self.call(reqwest::Method::DELETE, &format!("/deletedkeys/{name}"), None).await
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/deletedkeys/{name}"),
+            None,
+        )
+        .await
     }
 
     /// Replaces the release policy of a version (the latest when `None`).
-    pub async fn set_policy(&self, name: &str, version: Option<i64>, policy: &[u8], immutable: bool) -> Result<Value, ClientError> {
+    pub async fn set_policy(
+        &self,
+        name: &str,
+        version: Option<i64>,
+        policy: &[u8],
+        immutable: bool,
+    ) -> Result<Value, ClientError> {
         let version = match version {
             Some(v) => v,
             None => {
@@ -133,10 +177,18 @@ impl Client {
                     .as_str()
                     .and_then(|kid| kid.rsplit('/').next())
                     .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| ClientError::Refused { status: 200, message: "the answer has no kid".to_owned() })?
+                    .ok_or_else(|| ClientError::Refused {
+                        status: 200,
+                        message: "the answer has no kid".to_owned(),
+                    })?
             }
         };
         let body = json!({"release_policy": policy_json(policy, immutable)?});
-        self.call(reqwest::Method::PATCH, &format!("/keys/{name}/{version}"), Some(body)).await
+        self.call(
+            reqwest::Method::PATCH,
+            &format!("/keys/{name}/{version}"),
+            Some(body),
+        )
+        .await
     }
 }

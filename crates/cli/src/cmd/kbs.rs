@@ -164,7 +164,7 @@ pub fn run(command: Command) -> Result<(), KbsError> {
         Command::Serve(a) => rt.block_on(serve(a)),
         Command::Key(k) => {
             let value = rt.block_on(key(k))?;
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            println!("{value}");
             Ok(())
         }
     }
@@ -182,8 +182,14 @@ async fn serve(a: ServeArgs) -> Result<(), KbsError> {
     .await?;
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
-        .map_err(|source| KbsError::Listen { addr: a.listen, source })?;
-    let bound = listener.local_addr().map_err(|source| KbsError::Listen { addr: a.listen, source })?;
+        .map_err(|source| KbsError::Listen {
+            addr: a.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| KbsError::Listen {
+        addr: a.listen,
+        source,
+    })?;
     println!("listening on {bound}");
     let _ = std::io::stdout().flush();
     service.serve(listener).await.map_err(KbsError::Serve)
@@ -192,14 +198,39 @@ async fn serve(a: ServeArgs) -> Result<(), KbsError> {
 async fn key(k: KeyCommand) -> Result<serde_json::Value, KbsError> {
     let client = |c: &Conn| Client::new(&c.url, &c.token);
     Ok(match k {
-        KeyCommand::Create { conn, name, kty, size, policy, import_file, immutable } => {
-            let policy = policy.map(|p| util::read_capped(&p, MAX_INPUT)).transpose()?;
-            let import = import_file.map(|p| util::read_capped(&p, MAX_INPUT)).transpose()?;
+        KeyCommand::Create {
+            conn,
+            name,
+            kty,
+            size,
+            policy,
+            import_file,
+            immutable,
+        } => {
+            let policy = policy
+                .map(|p| util::read_capped(&p, MAX_INPUT))
+                .transpose()?;
+            let import = import_file
+                .map(|p| util::read_capped(&p, MAX_INPUT))
+                .transpose()?;
             client(&conn)
-                .create(&name, &KeySpec { kty, size, policy, immutable, import })
+                .create(
+                    &name,
+                    &KeySpec {
+                        kty,
+                        size,
+                        policy,
+                        immutable,
+                        import,
+                    },
+                )
                 .await?
         }
-        KeyCommand::Show { conn, name, version } => client(&conn).show(&name, version).await?,
+        KeyCommand::Show {
+            conn,
+            name,
+            version,
+        } => client(&conn).show(&name, version).await?,
         KeyCommand::List { conn, deleted } => {
             if deleted {
                 client(&conn).list_deleted().await?
@@ -215,9 +246,17 @@ async fn key(k: KeyCommand) -> Result<serde_json::Value, KbsError> {
             }
         }
         KeyCommand::Recover { conn, name } => client(&conn).recover(&name).await?,
-        KeyCommand::SetPolicy { conn, name, version, policy, immutable } => {
+        KeyCommand::SetPolicy {
+            conn,
+            name,
+            version,
+            policy,
+            immutable,
+        } => {
             let policy = util::read_capped(&policy, MAX_INPUT)?;
-            client(&conn).set_policy(&name, version, &policy, immutable).await?
+            client(&conn)
+                .set_policy(&name, version, &policy, immutable)
+                .await?
         }
     })
 }
