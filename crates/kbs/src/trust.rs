@@ -23,8 +23,9 @@ pub const MAX_SKEW: Duration = Duration::from_secs(60);
 pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 /// The largest JWKS or OpenID metadata document fetched, in bytes.
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
-/// A refetch on an unknown `kid` happens at most this often per issuer.
-const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// A refetch on an unknown `kid` happens at most this often per issuer (so that tokens with
+/// made-up kids cannot make the broker hammer the issuer).
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where an issuer's keys come from.
 #[derive(Debug, Clone)]
@@ -252,7 +253,7 @@ impl Verifier {
         }
     }
 
-    /// The pinned issuer holding key `kid`, loading (or, at most every 30 s, reloading) key
+    /// The pinned issuer holding key `kid`, loading (or, at most every [`REFETCH_INTERVAL`], reloading) key
     /// sets that lack it.
     async fn key_for(&self, kid: &str) -> Result<(String, DecodingKey), TokenError> {
         {

@@ -718,3 +718,89 @@ fn write_private_bytes(path: &Path, bytes: &[u8]) {
         .unwrap();
     f.write_all(bytes).unwrap();
 }
+
+/// `--trust ISSUER_URL`: the keys come from the issuer's OpenID metadata → `jwks_uri`, are
+/// cached, and are fetched again when a token names a kid the cache lacks (key rotation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_by_openid_metadata() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let iss = format!("http://{}", listener.local_addr().unwrap());
+    let (first, first_jwks) = Issuer::new(&iss, "rotating-1");
+    let (second, second_jwks) = Issuer::new(&iss, "rotating-2");
+    let jwks = Arc::new(std::sync::Mutex::new(first_jwks.clone()));
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = {
+        let jwks = jwks.clone();
+        let fetches = fetches.clone();
+        let meta = json!({"issuer": iss, "jwks_uri": format!("{iss}/certs")});
+        axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || async move { axum::Json(meta) }),
+            )
+            .route(
+                "/certs",
+                axum::routing::get(move || async move {
+                    fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    axum::Json(jwks.lock().unwrap().clone())
+                }),
+            )
+    };
+    let server = tokio::spawn(axum::serve(listener, app).into_future());
+
+    let dir = tempfile::tempdir().unwrap();
+    write_private(
+        &dir.path().join("auth"),
+        &format!("administrator {ADMIN}\nreleaser {RELEASER}\n"),
+    );
+    let service = Service::start(Config {
+        data_dir: dir.path().join("data"),
+        database: None,
+        master_key_file: None,
+        auth: AuthTable::load(&dir.path().join("auth")).unwrap(),
+        trust: vec![iss.parse().unwrap()],
+    })
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(service.clone().serve(listener));
+    let c = client(&url);
+    let policy = json!({"anyOf": [{"authority": iss, "allOf": [{"claim": "x-ms-sgx-mrenclave", "equals": MRENCLAVE}]}]});
+    let (status, body) = c
+        .admin(
+            reqwest::Method::PUT,
+            "/keys/k",
+            Some(json!({
+                "key": {"kty": "oct", "k": b64url(&[1u8; 32])},
+                "attributes": {"exportable": true},
+                "release_policy": release_policy(&policy, false),
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let wrapping = rsa_key();
+    let claims = claims(MRENCLAVE, false, &wrapping);
+    let (status, body) = c.release("k", &first.token(&claims, |_| {}), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = c.release("k", &first.token(&claims, |_| {}), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the JWKS was not cached"
+    );
+    // The issuer rotates its key: a token with the new kid makes the broker fetch again.
+    *jwks.lock().unwrap() = second_jwks;
+    tokio::time::sleep(coffer_kbs::trust::REFETCH_INTERVAL + std::time::Duration::from_millis(100))
+        .await;
+    let (status, body) = c.release("k", &second.token(&claims, |_| {}), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // A token from the same issuer name signed by a key it never published: refused.
+    let (rogue, _) = Issuer::new(&iss, "rogue");
+    let (status, _) = c.release("k", &rogue.token(&claims, |_| {}), None).await;
+    assert_eq!(status, 401);
+    task.abort();
+    server.abort();
+}
