@@ -173,12 +173,40 @@ impl Service {
         self: Arc<Service>,
         listener: tokio::net::TcpListener,
     ) -> std::io::Result<()> {
+        // Deleted keys past their recovery period are purged once an hour.
+        let purger = {
+            let service = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(3600));
+                loop {
+                    tick.tick().await;
+                    match service.store.purge_expired().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            purged = n,
+                            "purged deleted keys past their recovery period"
+                        ),
+                        Err(e) => tracing::warn!(error = ?e, "cannot purge expired deleted keys"),
+                    }
+                }
+            })
+        };
+        let _purger = AbortOnDrop(purger);
         let router = self.router();
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await
+    }
+}
+
+/// Aborts a background task when the server future ends or is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -264,7 +292,24 @@ fn base_url(headers: &HeaderMap) -> String {
 
 impl Service {
     /// The caller of a request; 401 with Key Vault's challenge when it has no known token.
-    fn caller(&self, headers: &HeaderMap, want: Role) -> Result<Caller, ApiError> {
+    /// The caller of a request; 401 with Key Vault's challenge when it has no known token, 403
+    /// when its role does not allow `operation`. Refusals are audited too (as `anonymous` when
+    /// the token is unknown).
+    async fn caller(
+        &self,
+        headers: &HeaderMap,
+        want: Role,
+        operation: &str,
+        name: Option<&str>,
+    ) -> Result<Caller, ApiError> {
+        let result = self.authenticate(headers, want);
+        if let Err((caller, e)) = &result {
+            self.audit(caller, operation, name, None, Some(e)).await;
+        }
+        result.map_err(|(_, e)| e)
+    }
+
+    fn authenticate(&self, headers: &HeaderMap, want: Role) -> Result<Caller, (Caller, ApiError)> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
@@ -272,22 +317,32 @@ impl Service {
             .map(str::trim);
         let Some(caller) = token.and_then(|t| self.auth.caller(t)) else {
             let base = base_url(headers);
-            return Err(ApiError {
-                challenge: Some(format!(
-                    "Bearer authorization=\"{base}\", resource=\"{base}\""
-                )),
-                ..ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "Unauthorized",
-                    "a bearer token is required",
-                )
-            });
+            let anonymous = Caller {
+                role: Role::Releaser,
+                principal: "anonymous".to_owned(),
+            };
+            return Err((
+                anonymous,
+                ApiError {
+                    challenge: Some(format!(
+                        "Bearer authorization=\"{base}\", resource=\"{base}\""
+                    )),
+                    ..ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "Unauthorized",
+                        "a bearer token is required",
+                    )
+                },
+            ));
         };
         if want == Role::Administrator && caller.role != Role::Administrator {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                "this operation needs the administrator role",
+            return Err((
+                caller,
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    "this operation needs the administrator role",
+                ),
             ));
         }
         Ok(caller)
@@ -527,7 +582,9 @@ async fn create_key(
     Query(_): Query<ApiVersion>,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let caller = s.caller(&headers, Role::Administrator)?;
+    let caller = s
+        .caller(&headers, Role::Administrator, "create", Some(&name))
+        .await?;
     let result = async {
         let Json(body) = body.map_err(|e| ApiError::bad(e.body_text()))?;
         let policy = body.release_policy.map(policy_in).transpose()?;
@@ -586,7 +643,9 @@ async fn import_key(
     Query(_): Query<ApiVersion>,
     body: Result<Json<ImportBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let caller = s.caller(&headers, Role::Administrator)?;
+    let caller = s
+        .caller(&headers, Role::Administrator, "import", Some(&name))
+        .await?;
     let result = async {
         let Json(body) = body.map_err(|e| ApiError::bad(e.body_text()))?;
         let policy = body.release_policy.map(policy_in).transpose()?;
@@ -699,7 +758,9 @@ fn parse_version(version: &str) -> Result<Option<i64>, ApiError> {
 }
 
 async fn show(s: &Service, headers: &HeaderMap, name: &str, version: Option<i64>) -> ApiResult {
-    let caller = s.caller(headers, Role::Administrator)?;
+    let caller = s
+        .caller(headers, Role::Administrator, "get", Some(name))
+        .await?;
     let result = async {
         let v = s.store.get_version(name, version).await?;
         Ok(Json(bundle(&base_url(headers), &v)).into_response())
@@ -734,7 +795,9 @@ async fn list_keys(
     headers: HeaderMap,
     Query(_): Query<ApiVersion>,
 ) -> ApiResult {
-    let caller = s.caller(&headers, Role::Administrator)?;
+    let caller = s
+        .caller(&headers, Role::Administrator, "list", None)
+        .await?;
     let result = async {
         let base = base_url(&headers);
         let keys: Vec<Value> = s
@@ -759,7 +822,9 @@ async fn patch_version(
     Query(_): Query<ApiVersion>,
     body: Result<Json<PatchBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let caller = s.caller(&headers, Role::Administrator)?;
+    let caller = s
+        .caller(&headers, Role::Administrator, "update", Some(&name))
+        .await?;
     let mut number = None;
     let result = async {
         let Json(body) = body.map_err(|e| ApiError::bad(e.body_text()))?;
@@ -820,7 +885,9 @@ async fn delete_key(
     headers: HeaderMap,
     Query(_): Query<ApiVersion>,
 ) -> ApiResult {
-    let caller = s.caller(&headers, Role::Administrator)?;
+    let caller = s
+        .caller(&headers, Role::Administrator, "delete", Some(&name))
+        .await?;
     let result = async {
         let d = s.store.delete_key(&name, RECOVERY_PERIOD).await?;
         Ok(Json(deleted_json(&base_url(&headers), &d)).into_response())
@@ -836,7 +903,9 @@ async fn list_deleted(
     headers: HeaderMap,
     Query(_): Query<ApiVersion>,
 ) -> ApiResult {
-    let caller = s.caller(&headers, Role::Administrator)?;
+    let caller = s
+        .caller(&headers, Role::Administrator, "list-deleted", None)
+        .await?;
     let result = async {
         let base = base_url(&headers);
         let list: Vec<Value> = s
@@ -860,7 +929,9 @@ async fn get_deleted(
     headers: HeaderMap,
     Query(_): Query<ApiVersion>,
 ) -> ApiResult {
-    let caller = s.caller(&headers, Role::Administrator)?;
+    let caller = s
+        .caller(&headers, Role::Administrator, "get-deleted", Some(&name))
+        .await?;
     let result = async {
         let base = base_url(&headers);
         let d = s
@@ -890,7 +961,9 @@ async fn recover_key(
     headers: HeaderMap,
     Query(_): Query<ApiVersion>,
 ) -> ApiResult {
-    let caller = s.caller(&headers, Role::Administrator)?;
+    let caller = s
+        .caller(&headers, Role::Administrator, "recover", Some(&name))
+        .await?;
     let result = async {
         s.store.recover_key(&name).await?;
         let v = s.store.get_version(&name, None).await?;
@@ -908,7 +981,9 @@ async fn purge_key(
     headers: HeaderMap,
     Query(_): Query<ApiVersion>,
 ) -> ApiResult {
-    let caller = s.caller(&headers, Role::Administrator)?;
+    let caller = s
+        .caller(&headers, Role::Administrator, "purge", Some(&name))
+        .await?;
     let result = async {
         s.store.purge_key(&name).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -948,7 +1023,9 @@ async fn release(
     q: ApiVersion,
     body: Result<Json<ReleaseBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let caller = s.caller(headers, Role::Releaser)?;
+    let caller = s
+        .caller(headers, Role::Releaser, "release", Some(name))
+        .await?;
     let mut number = version;
     let result = async {
         let Json(body) = body.map_err(|e| ApiError::bad(e.body_text()))?;

@@ -637,6 +637,16 @@ async fn key_api_and_release() {
         log.iter()
             .any(|e| e.record.operation == "purge" && e.record.key_name.as_deref() == Some("gen"))
     );
+    // Refusals for the token or the role are audited too.
+    assert!(log.iter().any(|e| e.record.principal == "anonymous"
+        && e.record.operation == "release"
+        && e.record.outcome == "Unauthorized"));
+    assert!(
+        log.iter()
+            .any(|e| e.record.principal.starts_with("releaser:")
+                && e.record.operation == "get"
+                && e.record.outcome == "Forbidden")
+    );
 }
 
 /// Two broker replicas on one PostgreSQL database: a key created through one is released
