@@ -245,3 +245,89 @@ fn broker_killed_mid_stream() {
         json(&key(&url, &["show", "--name", name]));
     }
 }
+
+/// HTTPS: the broker serves with `--tls-cert`/`--tls-key`; the key commands trust a private CA
+/// given with `--ca-cert`, and refuse the broker without it.
+#[test]
+fn https_with_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
+    let mut key = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.path().join("key.pem"))
+        .unwrap();
+    key.write_all(leaf_key.serialize_pem().as_bytes()).unwrap();
+    drop(key);
+
+    let mut broker = Spawned::start(
+        "coffer kbs serve (TLS)",
+        coffer()
+            .args(["kbs", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg("--auth-file")
+            .arg(dir.path().join("auth"))
+            .arg("--trust")
+            .arg(format!(
+                "https://attest.example={}",
+                dir.path().join("jwks.json").display()
+            ))
+            .arg("--tls-cert")
+            .arg(dir.path().join("cert.pem"))
+            .arg("--tls-key")
+            .arg(dir.path().join("key.pem")),
+    );
+    let line = broker.line(Duration::from_secs(60));
+    let url = format!("https://{}", line.strip_prefix("listening on ").unwrap());
+    let ca = dir.path().join("ca.pem");
+    let list = json(&run(&[
+        "kbs",
+        "key",
+        "list",
+        "--url",
+        &url,
+        "--token",
+        ADMIN,
+        "--ca-cert",
+        ca.to_str().unwrap(),
+    ]));
+    assert_eq!(list["value"], json!([]));
+    let created = json(&run(&[
+        "kbs",
+        "key",
+        "create",
+        "--url",
+        &url,
+        "--token",
+        ADMIN,
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--name",
+        "t",
+        "--kty",
+        "oct",
+    ]));
+    assert_eq!(created["key"]["kid"], format!("{url}/keys/t/1"));
+    fails_cleanly(
+        &run(&["kbs", "key", "list", "--url", &url, "--token", ADMIN]),
+        "no private CA",
+    );
+    // Plain HTTP to the TLS port gets no answer a client accepts.
+    let plain = url.replace("https://", "http://");
+    fails_cleanly(
+        &run(&["kbs", "key", "list", "--url", &plain, "--token", ADMIN]),
+        "plain HTTP",
+    );
+}

@@ -130,6 +130,7 @@ async fn run() {
         master_key_file: None,
         auth: AuthTable::load(&dir.path().join("auth")).unwrap(),
         trust: vec![format!("{ISS}={}", jwks_file.display()).parse().unwrap()],
+        tls: None,
     })
     .await
     .unwrap();

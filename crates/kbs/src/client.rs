@@ -14,6 +14,23 @@ pub enum ClientError {
     Refused { status: u16, message: String },
     #[error("the release policy is refused")]
     Policy(#[from] PolicyError),
+    #[error("cannot use the CA certificate {path}")]
+    CaCert {
+        path: std::path::PathBuf,
+        #[source]
+        source: CaCertError,
+    },
+}
+
+/// Why a `--ca-cert` file is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum CaCertError {
+    #[error("cannot read it")]
+    Read(#[source] std::io::Error),
+    #[error("it is not a PEM certificate")]
+    Pem(#[source] reqwest::Error),
+    #[error("cannot build the HTTPS client")]
+    Client(#[source] reqwest::Error),
 }
 
 /// A key broker and the bearer token to call it with.
@@ -45,12 +62,33 @@ fn policy_json(doc: &[u8], immutable: bool) -> Result<Value, PolicyError> {
 }
 
 impl Client {
-    pub fn new(url: &str, token: &str) -> Client {
-        Client {
-            http: reqwest::Client::new(),
+    /// A client trusting the system's roots, plus `ca_cert` (a PEM file) when given.
+    pub fn new(
+        url: &str,
+        token: &str,
+        ca_cert: Option<&std::path::Path>,
+    ) -> Result<Client, ClientError> {
+        crate::install_crypto_provider();
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = ca_cert {
+            let fail = |source| ClientError::CaCert {
+                path: path.to_owned(),
+                source,
+            };
+            let pem = std::fs::read(path).map_err(|e| fail(CaCertError::Read(e)))?;
+            let cert =
+                reqwest::Certificate::from_pem(&pem).map_err(|e| fail(CaCertError::Pem(e)))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| ClientError::CaCert {
+            path: ca_cert.map(std::path::Path::to_owned).unwrap_or_default(),
+            source: CaCertError::Client(e),
+        })?;
+        Ok(Client {
+            http,
             url: url.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
-        }
+        })
     }
 
     async fn call(

@@ -30,3 +30,9 @@ pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
 }
 #[cfg(feature = "server")]
 pub mod client;
+
+/// Installs aws-lc-rs as the process's rustls crypto provider (once; later calls do nothing).
+#[cfg(feature = "server")]
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -42,6 +42,8 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     pub auth: AuthTable,
     pub trust: Vec<TrustedIssuer>,
+    /// HTTPS: the certificate chain and private key (PEM files); plain HTTP when `None`.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Why the service did not start.
@@ -65,6 +67,13 @@ pub enum StartError {
     Certificate(#[source] rcgen::Error),
     #[error("cannot use the signing key")]
     Jwt(#[source] jsonwebtoken::errors::Error),
+    #[error("cannot load the TLS certificate {cert} or key {key}")]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The signer of release answers: an RSA-2048 key made at start and its self-signed
@@ -78,6 +87,7 @@ struct Signer {
 
 /// The running service's state.
 pub struct Service {
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
     store: Store,
     auth: AuthTable,
     verifier: Verifier,
@@ -125,6 +135,19 @@ impl Service {
             .clone()
             .unwrap_or_else(|| config.data_dir.join("master.key"));
         let master = MasterKey::load_or_create(&master_path)?;
+        crate::install_crypto_provider();
+        let tls = match &config.tls {
+            None => None,
+            Some((cert, key)) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .map_err(|source| StartError::Tls {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        source,
+                    })?,
+            ),
+        };
         let url = config
             .database
             .clone()
@@ -134,6 +157,7 @@ impl Service {
             .await
             .map_err(|_| StartError::SigningKeyEncoding)??;
         Ok(Arc::new(Service {
+            tls,
             store,
             auth: config.auth,
             verifier: Verifier::new(config.trust),
@@ -193,11 +217,14 @@ impl Service {
         };
         let _purger = AbortOnDrop(purger);
         let router = self.router();
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        match self.tls.clone() {
+            None => axum::serve(listener, app).await,
+            Some(tls) => {
+                let listener = listener.into_std()?;
+                axum_server::from_tcp_rustls(listener, tls).serve(app).await
+            }
+        }
     }
 }
 
@@ -278,7 +305,7 @@ impl From<StoreError> for ApiError {
 type ApiResult = Result<Response, ApiError>;
 
 /// The service's base URL as the caller sees it, for `kid`s.
-fn base_url(headers: &HeaderMap) -> String {
+fn base_url_with(scheme: &str, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -287,10 +314,15 @@ fn base_url(headers: &HeaderMap) -> String {
                 .all(|b| b.is_ascii_alphanumeric() || b".:-[]".contains(&b))
         })
         .unwrap_or("localhost");
-    format!("http://{host}")
+    format!("{scheme}://{host}")
 }
 
 impl Service {
+    /// The service's base URL as the caller sees it, for `kid`s.
+    fn base_url(&self, headers: &HeaderMap) -> String {
+        base_url_with(if self.tls.is_some() { "https" } else { "http" }, headers)
+    }
+
     /// The caller of a request; 401 with Key Vault's challenge when it has no known token.
     /// The caller of a request; 401 with Key Vault's challenge when it has no known token, 403
     /// when its role does not allow `operation`. Refusals are audited too (as `anonymous` when
@@ -316,7 +348,7 @@ impl Service {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim);
         let Some(caller) = token.and_then(|t| self.auth.caller(t)) else {
-            let base = base_url(headers);
+            let base = self.base_url(headers);
             let anonymous = Caller {
                 role: Role::Releaser,
                 principal: "anonymous".to_owned(),
@@ -619,7 +651,7 @@ async fn create_key(
             .await?;
         Ok::<_, ApiError>((
             v.version,
-            Json(bundle(&base_url(&headers), &v)).into_response(),
+            Json(bundle(&s.base_url(&headers), &v)).into_response(),
         ))
     }
     .await;
@@ -722,7 +754,7 @@ async fn import_key(
             .await?;
         Ok::<_, ApiError>((
             v.version,
-            Json(bundle(&base_url(&headers), &v)).into_response(),
+            Json(bundle(&s.base_url(&headers), &v)).into_response(),
         ))
     }
     .await;
@@ -763,7 +795,7 @@ async fn show(s: &Service, headers: &HeaderMap, name: &str, version: Option<i64>
         .await?;
     let result = async {
         let v = s.store.get_version(name, version).await?;
-        Ok(Json(bundle(&base_url(headers), &v)).into_response())
+        Ok(Json(bundle(&s.base_url(headers), &v)).into_response())
     }
     .await;
     s.audit(&caller, "get", Some(name), version, result.as_ref().err())
@@ -799,7 +831,7 @@ async fn list_keys(
         .caller(&headers, Role::Administrator, "list", None)
         .await?;
     let result = async {
-        let base = base_url(&headers);
+        let base = s.base_url(&headers);
         let keys: Vec<Value> = s
             .store
             .list_keys()
@@ -856,7 +888,7 @@ async fn patch_version(
                 },
             )
             .await?;
-        Ok(Json(bundle(&base_url(&headers), &v)).into_response())
+        Ok(Json(bundle(&s.base_url(&headers), &v)).into_response())
     }
     .await;
     s.audit(
@@ -890,7 +922,7 @@ async fn delete_key(
         .await?;
     let result = async {
         let d = s.store.delete_key(&name, RECOVERY_PERIOD).await?;
-        Ok(Json(deleted_json(&base_url(&headers), &d)).into_response())
+        Ok(Json(deleted_json(&s.base_url(&headers), &d)).into_response())
     }
     .await;
     s.audit(&caller, "delete", Some(&name), None, result.as_ref().err())
@@ -907,7 +939,7 @@ async fn list_deleted(
         .caller(&headers, Role::Administrator, "list-deleted", None)
         .await?;
     let result = async {
-        let base = base_url(&headers);
+        let base = s.base_url(&headers);
         let list: Vec<Value> = s
             .store
             .list_deleted()
@@ -933,7 +965,7 @@ async fn get_deleted(
         .caller(&headers, Role::Administrator, "get-deleted", Some(&name))
         .await?;
     let result = async {
-        let base = base_url(&headers);
+        let base = s.base_url(&headers);
         let d = s
             .store
             .list_deleted()
@@ -967,7 +999,7 @@ async fn recover_key(
     let result = async {
         s.store.recover_key(&name).await?;
         let v = s.store.get_version(&name, None).await?;
-        Ok(Json(bundle(&base_url(&headers), &v)).into_response())
+        Ok(Json(bundle(&s.base_url(&headers), &v)).into_response())
     }
     .await;
     s.audit(&caller, "recover", Some(&name), None, result.as_ref().err())
@@ -1065,7 +1097,7 @@ async fn release(
             .await
             .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "wrapping failed"))?
             .map_err(|e| ApiError::bad(e.to_string()))?;
-        let base = base_url(headers);
+        let base = s.base_url(headers);
         let key_kid = kid(&base, name, v.version);
         let key_hsm = json!({
             "schema_version": "1.0",

@@ -153,6 +153,7 @@ async fn start_broker(
         master_key_file: master.map(Path::to_owned),
         auth: AuthTable::load(&auth_file).unwrap(),
         trust: vec![format!("{ISS}={}", jwks_file.display()).parse().unwrap()],
+        tls: None,
     };
     let service = Service::start(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -769,6 +770,7 @@ async fn trust_by_openid_metadata() {
         master_key_file: None,
         auth: AuthTable::load(&dir.path().join("auth")).unwrap(),
         trust: vec![iss.parse().unwrap()],
+        tls: None,
     })
     .await
     .unwrap();

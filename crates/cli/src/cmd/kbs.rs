@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// A trusted token issuer: ISSUER_URL (keys from its OpenID metadata) or ISSUER_URL=JWKS_FILE.
     #[arg(long, required = true)]
     trust: Vec<TrustedIssuer>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +60,9 @@ pub struct Conn {
     /// A bearer token from the broker's auth file.
     #[arg(long)]
     token: String,
+    /// A private CA to trust besides the system's roots (PEM).
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -178,6 +187,7 @@ async fn serve(a: ServeArgs) -> Result<(), KbsError> {
         master_key_file: a.master_key_file,
         auth,
         trust: a.trust,
+        tls: a.tls_cert.zip(a.tls_key),
     })
     .await?;
     let listener = tokio::net::TcpListener::bind(a.listen)
@@ -196,7 +206,7 @@ async fn serve(a: ServeArgs) -> Result<(), KbsError> {
 }
 
 async fn key(k: KeyCommand) -> Result<serde_json::Value, KbsError> {
-    let client = |c: &Conn| Client::new(&c.url, &c.token);
+    let client = |c: &Conn| Client::new(&c.url, &c.token, c.ca_cert.as_deref());
     Ok(match k {
         KeyCommand::Create {
             conn,
@@ -213,7 +223,7 @@ async fn key(k: KeyCommand) -> Result<serde_json::Value, KbsError> {
             let import = import_file
                 .map(|p| util::read_capped(&p, MAX_INPUT))
                 .transpose()?;
-            client(&conn)
+            client(&conn)?
                 .create(
                     &name,
                     &KeySpec {
@@ -230,22 +240,22 @@ async fn key(k: KeyCommand) -> Result<serde_json::Value, KbsError> {
             conn,
             name,
             version,
-        } => client(&conn).show(&name, version).await?,
+        } => client(&conn)?.show(&name, version).await?,
         KeyCommand::List { conn, deleted } => {
             if deleted {
-                client(&conn).list_deleted().await?
+                client(&conn)?.list_deleted().await?
             } else {
-                client(&conn).list().await?
+                client(&conn)?.list().await?
             }
         }
         KeyCommand::Delete { conn, name, purge } => {
             if purge {
-                client(&conn).purge(&name).await?
+                client(&conn)?.purge(&name).await?
             } else {
-                client(&conn).delete(&name).await?
+                client(&conn)?.delete(&name).await?
             }
         }
-        KeyCommand::Recover { conn, name } => client(&conn).recover(&name).await?,
+        KeyCommand::Recover { conn, name } => client(&conn)?.recover(&name).await?,
         KeyCommand::SetPolicy {
             conn,
             name,
@@ -254,7 +264,7 @@ async fn key(k: KeyCommand) -> Result<serde_json::Value, KbsError> {
             immutable,
         } => {
             let policy = util::read_capped(&policy, MAX_INPUT)?;
-            client(&conn)
+            client(&conn)?
                 .set_policy(&name, version, &policy, immutable)
                 .await?
         }
