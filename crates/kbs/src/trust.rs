@@ -171,6 +171,7 @@ fn parse_jwks(bytes: &[u8], what: &str) -> Result<HashMap<String, DecodingKey>, 
 
 impl Verifier {
     pub fn new(issuers: Vec<TrustedIssuer>) -> Verifier {
+        crate::install_crypto_provider();
         Verifier {
             issuers,
             cache: RwLock::new(HashMap::new()),
@@ -265,6 +266,7 @@ impl Verifier {
             }
         }
         let mut cache = self.cache.write().await;
+        let mut failure = None;
         for issuer in &self.issuers {
             if let Some(entry) = cache.get(&issuer.issuer) {
                 if let Some(key) = entry.keys.get(kid) {
@@ -277,25 +279,35 @@ impl Verifier {
                     continue;
                 }
             }
-            let keys = self.load(issuer).await.map_err(|source| TokenError::Keys {
-                issuer: issuer.issuer.clone(),
-                source,
-            })?;
-            let found = keys.get(kid).cloned();
-            cache.insert(
-                issuer.issuer.clone(),
-                IssuerKeys {
-                    keys,
-                    fetched: Some(Instant::now()),
-                },
-            );
-            if let Some(key) = found {
-                return Ok((issuer.issuer.clone(), key));
+            // A failed load keeps the keys cached so far and still counts as a fetch, so that
+            // an unreachable issuer is not asked again for every token.
+            let loaded = self.load(issuer).await;
+            let entry = cache
+                .entry(issuer.issuer.clone())
+                .or_insert_with(|| IssuerKeys {
+                    keys: HashMap::new(),
+                    fetched: None,
+                });
+            entry.fetched = Some(Instant::now());
+            match loaded {
+                Ok(keys) => {
+                    entry.keys = keys;
+                    if let Some(key) = entry.keys.get(kid) {
+                        return Ok((issuer.issuer.clone(), key.clone()));
+                    }
+                }
+                Err(source) => {
+                    tracing::warn!(issuer = %issuer.issuer, error = ?source, "cannot load the issuer's keys");
+                    failure.get_or_insert(TokenError::Keys {
+                        issuer: issuer.issuer.clone(),
+                        source,
+                    });
+                }
             }
         }
-        Err(TokenError::UnknownKey {
+        Err(failure.unwrap_or_else(|| TokenError::UnknownKey {
             kid: kid.chars().take(128).collect(),
-        })
+        }))
     }
 
     /// Verifies `token`: RS256 under the pinned issuer's key with its `kid`, `iss` that issuer

@@ -816,3 +816,45 @@ async fn trust_by_openid_metadata() {
     task.abort();
     server.abort();
 }
+
+/// An unreachable issuer does not stop tokens of the other trusted issuers, and its own tokens
+/// are refused with the reason.
+#[tokio::test]
+async fn unreachable_issuer_does_not_block_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, jwks) = Issuer::new(ISS, "issuer-key-1");
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks.to_string()).unwrap();
+    let verifier = coffer_kbs::trust::Verifier::new(vec![
+        "http://127.0.0.1:1".parse().unwrap(),
+        format!("{ISS}={}", jwks_file.display()).parse().unwrap(),
+    ]);
+    let wrapping = rsa_key();
+    let claims = claims(MRENCLAVE, false, &wrapping);
+    // A kid nobody has: the unreachable issuer's failure is the reason given.
+    let (other, _) = Issuer::new("http://127.0.0.1:1", "k");
+    let err = verifier
+        .verify(&other.token(&claims, |_| {}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, coffer_kbs::trust::TokenError::Keys { .. }),
+        "{err:?}"
+    );
+    // The other issuer's tokens verify all the same.
+    let (iss, verified) = verifier
+        .verify(&issuer.token(&claims, |_| {}))
+        .await
+        .unwrap();
+    assert_eq!(iss, ISS);
+    assert_eq!(verified["x-ms-sgx-mrenclave"], MRENCLAVE);
+    // Within the refetch interval the unreachable issuer is not asked again.
+    let err = verifier
+        .verify(&other.token(&claims, |_| {}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, coffer_kbs::trust::TokenError::UnknownKey { .. }),
+        "{err:?}"
+    );
+}
