@@ -88,7 +88,8 @@ struct Signer {
 /// The running service's state.
 pub struct Service {
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
-    store: Store,
+    store: Arc<Store>,
+    audit: AuditQueue,
     auth: AuthTable,
     verifier: Verifier,
     signer: Signer,
@@ -156,8 +157,12 @@ impl Service {
         let signer = tokio::task::spawn_blocking(make_signer)
             .await
             .map_err(|_| StartError::SigningKeyEncoding)??;
+        let store = Arc::new(store);
+        let (audit, queue) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(audit_writer(store.clone(), queue));
         Ok(Arc::new(Service {
             tls,
+            audit,
             store,
             auth: config.auth,
             verifier: Verifier::new(config.trust),
@@ -224,6 +229,34 @@ impl Service {
                 let listener = listener.into_std()?;
                 axum_server::from_tcp_rustls(listener, tls).serve(app).await
             }
+        }
+    }
+}
+
+type AuditQueue =
+    tokio::sync::mpsc::Sender<(coffer_store::AuditRecord, tokio::sync::oneshot::Sender<()>)>;
+
+/// The most audit records committed in one transaction.
+const AUDIT_BATCH: usize = 256;
+
+/// Appends queued audit records, as many as are waiting (up to [`AUDIT_BATCH`]) in one
+/// transaction, and tells each request when its record is committed. Ends when the service is
+/// dropped.
+async fn audit_writer(
+    store: Arc<Store>,
+    mut queue: tokio::sync::mpsc::Receiver<(
+        coffer_store::AuditRecord,
+        tokio::sync::oneshot::Sender<()>,
+    )>,
+) {
+    let mut batch = Vec::with_capacity(AUDIT_BATCH);
+    while queue.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
+        let (records, waiting): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        if let Err(e) = store.append_audit_batch(&records).await {
+            tracing::error!(error = ?e, ?records, "cannot append to the audit log");
+        }
+        for done in waiting {
+            let _ = done.send(());
         }
     }
 }
@@ -400,8 +433,11 @@ impl Service {
             outcome,
             detail,
         };
-        if let Err(e) = self.store.append_audit(&record).await {
-            tracing::error!(error = ?e, ?record, "cannot append to the audit log");
+        // Group commit: the writer task appends the records of concurrent requests in one
+        // transaction; the request goes on once its record is committed.
+        let (done, committed) = tokio::sync::oneshot::channel();
+        if self.audit.send((record, done)).await.is_ok() {
+            let _ = committed.await;
         }
     }
 }

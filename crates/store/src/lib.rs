@@ -742,6 +742,30 @@ impl Store {
         Ok(())
     }
 
+    /// Appends several records to the audit log in one transaction (one commit, one sync): the
+    /// broker's group commit of concurrent requests' records.
+    pub async fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        let at = now();
+        let mut tx = self.pool.begin().await?;
+        for record in records {
+            sqlx::query(
+                "INSERT INTO audit (at, principal, operation, key_name, version, outcome, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(at)
+            .bind(record.principal.as_str())
+            .bind(record.operation.as_str())
+            .bind(record.key_name.clone())
+            .bind(record.version)
+            .bind(record.outcome.as_str())
+            .bind(record.detail.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Audit records with an id above `after`, oldest first, at most `limit`.
     pub async fn audit_log(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(

@@ -247,6 +247,21 @@ async fn audit_is_append_only(store: &Store, p: &str) {
     assert!(delete.is_err(), "the audit log accepted a DELETE");
     let after = store.audit_log(entry.id - 1, 1).await.unwrap();
     assert_eq!(after[0], *entry);
+    // A batch lands whole, in order.
+    let batch: Vec<AuditRecord> = (0..3)
+        .map(|i| AuditRecord {
+            operation: format!("batch-{i}"),
+            ..record.clone()
+        })
+        .collect();
+    store.append_audit_batch(&batch).await.unwrap();
+    let log = store.audit_log(entry.id, i64::MAX).await.unwrap();
+    let mine: Vec<AuditRecord> = log
+        .into_iter()
+        .map(|e| e.record)
+        .filter(|r| r.key_name == record.key_name && r.operation.starts_with("batch-"))
+        .collect();
+    assert_eq!(mine, batch);
 }
 
 /// Many tasks create versions of one key at once: versions 1..=N, each once, each with its
