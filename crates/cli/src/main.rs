@@ -48,6 +48,9 @@ enum Command {
     /// Run the attestation service (Azure Attestation's API).
     #[command(subcommand)]
     Attest(cmd::attest::Command),
+    /// Run the key broker, or manage its keys.
+    #[command(subcommand)]
+    Kbs(cmd::kbs::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,6 +73,7 @@ fn main() -> std::process::ExitCode {
         Command::Platform(c) => cmd::platform::run(c).map_err(util::boxed),
         Command::Ca(c) => cmd::ca::run(c).map_err(util::boxed),
         Command::Attest(c) => cmd::attest::run(c).map_err(util::boxed),
+        Command::Kbs(c) => cmd::kbs::run(c).map_err(util::boxed),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -14,6 +14,7 @@
 //! | [`enclave`] | signed test enclaves: a configuration to vary, one signing date, static images read once, bundles written to disk (feature `sign`) |
 //! | [`elf`] | where an ELF file keeps its code, and minimal static ELF files the layout accepts |
 //! | [`rng`] | reproducible pseudo-random test data |
+//! | [`postgres`] | the PostgreSQL test database's URL: skip without it, never when `CI=true` |
 //! | [`daemon`] | the platform daemon in-process on a temporary socket (feature `daemon`) |
 //!
 //! `coffer-boundary`'s and `coffer-enclave`'s tests use the kit without its default features
@@ -28,6 +29,7 @@ pub mod daemon;
 pub mod elf;
 #[cfg(feature = "sign")]
 pub mod enclave;
+pub mod postgres;
 pub mod process;
 #[allow(unsafe_code)]
 pub mod ptrace;
@@ -44,6 +46,7 @@ pub use build::{
 };
 #[cfg(feature = "daemon")]
 pub use daemon::Daemon;
+pub use postgres::postgres_url;
 pub use process::wait_until;
 pub use root::{is_root, require_root};
 pub use scan::{

@@ -4,6 +4,7 @@ pub mod attest;
 pub mod build;
 pub mod ca;
 pub mod inspect;
+pub mod kbs;
 pub mod keygen;
 pub mod measure;
 pub mod platform;
