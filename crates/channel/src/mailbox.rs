@@ -378,7 +378,9 @@ impl MailboxServer {
     ) {
         let mb = &self.mailbox;
         let requests = mb.word(off::REQUEST_SEQ);
-        let mut served = requests.load(Ordering::SeqCst);
+        // Pending is whatever has not been answered, also a request made before this thread
+        // started (starting from the request counter would take that one as served).
+        let mut served = mb.word(off::ANSWER_SEQ).load(Ordering::SeqCst);
         let mut busy_until = Instant::now();
         let mut request = [0u8; REQUEST_SIZE];
         while !stop.load(Ordering::SeqCst) {
