@@ -253,7 +253,15 @@ fn serves_egetkey_through_the_key_mailbox_with_typed_refusals() {
         common::launch_with_mailbox(&binaries().test_enclave, &Options::hello());
     let stop = AtomicBool::new(false);
     let served = std::sync::atomic::AtomicU32::new(0);
+    /// Stops the stand-in daemon's thread however the test ends, so a failure is not a hang.
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
     std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
         s.spawn(|| {
             server.serve(&stop, |bytes| {
                 served.fetch_add(1, Ordering::SeqCst);
@@ -294,7 +302,6 @@ fn serves_egetkey_through_the_key_mailbox_with_typed_refusals() {
             String::from_utf8(result.output).unwrap(),
             "the platform refused EGETKEY: key request ISVSVN 9 is above the enclave's ISVSVN 1"
         );
-        stop.store(true, Ordering::SeqCst);
     });
     assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 4);
 }
